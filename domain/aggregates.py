@@ -1,0 +1,356 @@
+"""Event-sourced aggregates. Every money- or key-relevant fact is one of these events.
+
+Each aggregate id is deterministic (see `domain.ids`), so re-running a command collides instead of
+applying twice. There is no hot aggregate: every purchase, grant and request hold is its own.
+Events carry only JSON primitives (str, int, bool, list[str], None) so the log is readable by any
+tool, and settlement events repeat the hold's account/key/amount so projections stay stateless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain import ids
+
+
+class DomainRuleViolation(ValueError):
+    """A command that the aggregate's current state forbids (e.g. settling a settled hold)."""
+
+
+class Account(Aggregate):
+    """A wallet's account. Holds settings; balances are projections of purchases, grants, holds."""
+
+    @staticmethod
+    def create_id(wallet: str) -> UUID:
+        return ids.account_id(wallet)
+
+    @event("Opened")
+    def __init__(self, wallet: str) -> None:
+        self.wallet = wallet.lower()
+        self.settings: dict[str, Any] = {}
+
+    @event("SettingsChanged")
+    def change_settings(self, settings: dict[str, Any]) -> None:
+        self.settings = dict(settings)
+
+
+class ApiKey(Aggregate):
+    @staticmethod
+    def create_id(key_id: str) -> UUID:
+        return ids.api_key_id(key_id)
+
+    @event("Created")
+    def __init__(
+        self,
+        key_id: str,
+        account_id: str,
+        wallet: str,
+        name: str,
+        env: str,
+        secret_hash: str,
+        prefix: str,
+        last4: str,
+        models: list[str],
+        rpm: int | None,
+        tpm: int | None,
+        monthly_budget_micros: int | None,
+        expires_at: str | None,
+    ) -> None:
+        self.key_id = key_id
+        self.account_id = account_id
+        self.wallet = wallet
+        self.name = name
+        self.env = env
+        self.secret_hash = secret_hash
+        self.prefix = prefix
+        self.last4 = last4
+        self.models = list(models)
+        self.rpm = rpm
+        self.tpm = tpm
+        self.monthly_budget_micros = monthly_budget_micros
+        self.expires_at = expires_at
+        self.revoked = False
+
+    def change_limits(
+        self,
+        *,
+        name: str,
+        models: list[str],
+        rpm: int | None,
+        tpm: int | None,
+        monthly_budget_micros: int | None,
+        expires_at: str | None,
+    ) -> None:
+        if self.revoked:
+            raise DomainRuleViolation("a revoked key cannot change")
+        self._limits_changed(name, list(models), rpm, tpm, monthly_budget_micros, expires_at)
+
+    @event("LimitsChanged")
+    def _limits_changed(
+        self,
+        name: str,
+        models: list[str],
+        rpm: int | None,
+        tpm: int | None,
+        monthly_budget_micros: int | None,
+        expires_at: str | None,
+    ) -> None:
+        self.name = name
+        self.models = list(models)
+        self.rpm = rpm
+        self.tpm = tpm
+        self.monthly_budget_micros = monthly_budget_micros
+        self.expires_at = expires_at
+
+    def revoke(self, reason: str) -> None:
+        if self.revoked:
+            raise DomainRuleViolation("key already revoked")
+        self._revoked(reason)
+
+    @event("Revoked")
+    def _revoked(self, reason: str) -> None:
+        self.revoked = True
+
+
+class CreditPurchase(Aggregate):
+    """Credits bought through a payment processor; the id derives from the payment's source id."""
+
+    @staticmethod
+    def create_id(source_id: str) -> UUID:
+        return ids.purchase_id(source_id)
+
+    @event("Completed")
+    def __init__(
+        self,
+        source_id: str,
+        account_id: str,
+        wallet: str,
+        usd_micros: int,
+        credits_micros: int,
+        source: str,
+        payment_intent: str | None,
+    ) -> None:
+        if usd_micros <= 0 or credits_micros <= 0:
+            raise DomainRuleViolation("a purchase credits a positive amount")
+        self.source_id = source_id
+        self.account_id = account_id
+        self.wallet = wallet
+        self.usd_micros = usd_micros
+        self.credits_micros = credits_micros
+        self.source = source
+        self.payment_intent = payment_intent
+
+
+class CreditGrant(Aggregate):
+    """Credits given by an operator (support, promotions, test balances); a reason is mandatory."""
+
+    @staticmethod
+    def create_id(grant_ref: str) -> UUID:
+        return ids.grant_id(grant_ref)
+
+    @event("Granted")
+    def __init__(
+        self,
+        grant_ref: str,
+        account_id: str,
+        wallet: str,
+        env: str,
+        amount_micros: int,
+        reason: str,
+        granted_by: str,
+    ) -> None:
+        if amount_micros <= 0:
+            raise DomainRuleViolation("a grant credits a positive amount")
+        if not reason.strip():
+            raise DomainRuleViolation("a grant needs a reason")
+        self.grant_ref = grant_ref
+        self.account_id = account_id
+        self.wallet = wallet
+        self.env = env
+        self.amount_micros = amount_micros
+        self.reason = reason
+        self.granted_by = granted_by
+
+
+def credits_for(usd_micros: int, purchase_usd_micros: int, purchase_credits_micros: int) -> int:
+    """Credits that `usd_micros` of a purchase bought (packs can carry bonus credit), floored."""
+    return usd_micros * purchase_credits_micros // purchase_usd_micros
+
+
+class ChargeRefunds(Aggregate):
+    """Refunds of one card charge. Stripe reports the cumulative `amount_refunded`; each new
+    total becomes one `Refunded` posting of the difference, so redelivered or reordered
+    webhooks never reverse credit twice."""
+
+    @staticmethod
+    def create_id(charge_id: str) -> UUID:
+        return ids.refunds_id(charge_id)
+
+    @event("Opened")
+    def __init__(
+        self,
+        charge_id: str,
+        payment_intent: str | None,
+        account_id: str,
+        wallet: str,
+        charge_usd_micros: int,
+        charge_credits_micros: int,
+    ) -> None:
+        if charge_usd_micros <= 0 or charge_credits_micros < 0:
+            raise DomainRuleViolation("a refunded charge has a positive amount")
+        self.charge_id = charge_id
+        self.payment_intent = payment_intent
+        self.account_id = account_id
+        self.wallet = wallet
+        self.charge_usd_micros = charge_usd_micros
+        self.charge_credits_micros = charge_credits_micros
+        self.refunded_usd_micros = 0
+        self.refunded_credits_micros = 0
+
+    def refund_to(self, total_refunded_usd_micros: int) -> bool:
+        """Bring the refunded total up to Stripe's; False when nothing new (a redelivery)."""
+        if total_refunded_usd_micros > self.charge_usd_micros:
+            raise DomainRuleViolation("refunded more than the charge")
+        if total_refunded_usd_micros <= self.refunded_usd_micros:
+            return False
+        credits_total = credits_for(
+            total_refunded_usd_micros, self.charge_usd_micros, self.charge_credits_micros
+        )
+        self._refunded(
+            account_id=self.account_id,
+            charge_id=self.charge_id,
+            usd_micros=total_refunded_usd_micros - self.refunded_usd_micros,
+            credits_micros=credits_total - self.refunded_credits_micros,
+            total_usd_micros=total_refunded_usd_micros,
+        )
+        return True
+
+    @event("Refunded")
+    def _refunded(
+        self,
+        account_id: str,
+        charge_id: str,
+        usd_micros: int,
+        credits_micros: int,
+        total_usd_micros: int,
+    ) -> None:
+        self.refunded_usd_micros = total_usd_micros
+        self.refunded_credits_micros += credits_micros
+
+
+class ChargeDispute(Aggregate):
+    """A chargeback opened on a card charge: the disputed credit is taken back at once."""
+
+    @staticmethod
+    def create_id(dispute_id: str) -> UUID:
+        return ids.dispute_id(dispute_id)
+
+    @event("Opened")
+    def __init__(
+        self,
+        dispute_id: str,
+        charge_id: str,
+        payment_intent: str | None,
+        account_id: str,
+        wallet: str,
+        usd_micros: int,
+        credits_micros: int,
+        reason: str,
+    ) -> None:
+        if usd_micros <= 0 or credits_micros < 0:
+            raise DomainRuleViolation("a dispute is for a positive amount")
+        self.dispute_id = dispute_id
+        self.charge_id = charge_id
+        self.payment_intent = payment_intent
+        self.account_id = account_id
+        self.wallet = wallet
+        self.usd_micros = usd_micros
+        self.credits_micros = credits_micros
+        self.reason = reason
+
+
+SETTLEMENT_OUTCOMES = ("ok", "client_abort", "upstream_error", "expired")
+
+
+class UsageHold(Aggregate):
+    """Credit reserved for one request before the upstream call, settled once after it."""
+
+    @staticmethod
+    def create_id(key_id: str, request_id: str) -> UUID:
+        return ids.hold_id(key_id, request_id)
+
+    @event("Placed")
+    def __init__(
+        self,
+        key_id: str,
+        request_id: str,
+        account_id: str,
+        env: str,
+        amount_micros: int,
+        expires_at: str,
+        model: str,
+    ) -> None:
+        if amount_micros < 0:
+            raise DomainRuleViolation("a hold is never negative")
+        self.key_id = key_id
+        self.request_id = request_id
+        self.account_id = account_id
+        self.env = env
+        self.amount_micros = amount_micros
+        self.expires_at = expires_at
+        self.model = model
+        self.settled = False
+
+    def settle(
+        self,
+        *,
+        actual_micros: int,
+        tokens_in: int,
+        tokens_out: int,
+        outcome: str,
+        estimated: bool,
+        pii_counts: dict[str, int] | None = None,
+    ) -> None:
+        """`pii_counts`: entity types and how many were redacted — never the values."""
+        if self.settled:
+            raise DomainRuleViolation("hold already settled")
+        if outcome not in SETTLEMENT_OUTCOMES:
+            raise DomainRuleViolation(f"unknown settlement outcome {outcome!r}")
+        if actual_micros < 0 or tokens_in < 0 or tokens_out < 0:
+            raise DomainRuleViolation("settlement amounts are never negative")
+        self._settled(
+            account_id=self.account_id,
+            key_id=self.key_id,
+            request_id=self.request_id,
+            env=self.env,
+            model=self.model,
+            held_micros=self.amount_micros,
+            actual_micros=actual_micros,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            outcome=outcome,
+            estimated=estimated,
+            pii_counts=dict(sorted((pii_counts or {}).items())),
+        )
+
+    @event("Settled")
+    def _settled(
+        self,
+        account_id: str,
+        key_id: str,
+        request_id: str,
+        env: str,
+        model: str,
+        held_micros: int,
+        actual_micros: int,
+        tokens_in: int,
+        tokens_out: int,
+        outcome: str,
+        estimated: bool,
+        pii_counts: dict[str, int] | None = None,
+    ) -> None:
+        self.settled = True
+        self.actual_micros = actual_micros
