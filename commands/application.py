@@ -1,0 +1,489 @@
+"""The Pryv application: one eventsourcing Application whose notification log is the whole truth.
+
+Commands here are synchronous (eventsourcing's recorders are); async callers run them in a thread.
+Each command returns the notification position it wrote so callers can wait for read models to
+catch up (read-your-writes), and reports deterministic-id collisions as duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording
+
+from commands.results import CommandResult, InvalidCommand, NotFound
+from domain import ids
+from domain.aggregates import (
+    Account,
+    ApiKey,
+    ChargeDispute,
+    ChargeRefunds,
+    CreditGrant,
+    CreditPurchase,
+    DomainRuleViolation,
+    UsageHold,
+)
+from domain.api_keys import KEY_ENVS, ParsedApiKey, hash_api_key, issue_api_key
+from domain.envelope import EventEnvelope
+from infra.event_store import PinnedTopicMapper
+
+
+@dataclass
+class ExpiryReport:
+    settled: list[CommandResult] = field(default_factory=list)
+    never_placed: list[UUID] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    result: CommandResult
+    issued: ParsedApiKey  # holds the token: return it to the caller once, never log or store it
+    key: ApiKey
+
+
+class PryvApplication(Application[UUID]):
+    name = "pryv"
+    log_section_size = 1000
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self._listeners: list[Callable[[int], None]] = []
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=PinnedTopicMapper
+        )
+
+    def on_recorded(self, listener: Callable[[int], None]) -> Callable[[], None]:
+        """Call `listener(position)` after each write, so an in-process relay can wake at once.
+
+        Returns a function that removes the listener again.
+        """
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            position = recordings[-1].notification.id
+            for listener in self._listeners:
+                listener(position)
+
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def read_log(self, after: int, limit: int) -> list[EventEnvelope]:
+        """Up to `limit` events after log position `after`, as envelopes, in log order."""
+        notifications = self.recorder.select_notifications(start=after + 1, limit=limit)
+        return [to_envelope(n, self.mapper.to_domain_event(n)) for n in notifications]
+
+    # --- saving -----------------------------------------------------------------------------
+
+    def _save_new(self, *aggregates: Any) -> CommandResult:
+        """Save freshly created aggregates; a collision means the command already happened."""
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError:
+            return CommandResult(aggregates[-1].id, None, duplicate=True)
+        return CommandResult(aggregates[-1].id, recordings[-1].notification.id)
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return aggregate_id in self.repository
+
+    def _get(self, cls: type[Any], aggregate_id: UUID) -> Any:
+        try:
+            aggregate: Any = self.repository.get(aggregate_id)
+        except AggregateNotFoundError as exc:
+            raise NotFound(str(aggregate_id)) from exc
+        if not isinstance(aggregate, cls):
+            raise NotFound(str(aggregate_id))
+        return aggregate
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    def open_account(self, wallet: str) -> CommandResult:
+        return self._save_new(Account(wallet=wallet.lower()))
+
+    def _account_if_new(self, wallet: str) -> list[Account]:
+        """An Account aggregate to save alongside the first thing a wallet does, else nothing."""
+        if self._exists(ids.account_id(wallet)):
+            return []
+        return [Account(wallet=wallet.lower())]
+
+    def change_settings(self, wallet: str, sections: dict[str, Any]) -> CommandResult:
+        """Replace the given top-level sections of the account's settings, keep the others.
+
+        Merged on the aggregate (not a read model), so concurrent updates of different sections
+        never undo each other; a racing update of the same aggregate retries on the new state.
+        """
+        self._ensure_account(wallet)
+        for _attempt in range(3):
+            account = self._get(Account, ids.account_id(wallet))
+            account.change_settings({**account.settings, **sections})
+            try:
+                recordings = self.save(account)
+            except IntegrityError:
+                continue
+            return CommandResult(account.id, recordings[-1].notification.id)
+        raise InvalidCommand("settings changed concurrently; retry")
+
+    def _ensure_account(self, wallet: str) -> None:
+        if not self._exists(ids.account_id(wallet)):
+            self.open_account(wallet)  # a concurrent opener makes this a duplicate: fine
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        *,
+        wallet: str,
+        name: str,
+        env: str,
+        models: Iterable[str],
+        rpm: int | None,
+        tpm: int | None,
+        monthly_budget_micros: int | None,
+        expires_at: datetime | None,
+        pepper: bytes,
+    ) -> CreatedKey:
+        """Mint a key for `wallet`. The token in the result is the only copy that will exist."""
+        if env not in KEY_ENVS:
+            raise InvalidCommand(f"env must be one of {', '.join(KEY_ENVS)}")
+        wallet = wallet.lower()
+        model_list = sorted(set(models))
+        for _attempt in range(2):
+            issued = issue_api_key(env)
+            key = ApiKey(
+                key_id=issued.key_id,
+                account_id=str(ids.account_id(wallet)),
+                wallet=wallet,
+                name=name,
+                env=env,
+                secret_hash=hash_api_key(pepper, issued.token),
+                prefix=issued.prefix,
+                last4=issued.last4,
+                models=model_list,
+                rpm=rpm,
+                tpm=tpm,
+                monthly_budget_micros=monthly_budget_micros,
+                expires_at=_iso(expires_at),
+            )
+            result = self._save_new(*self._account_if_new(wallet), key)
+            if not result.duplicate:
+                return CreatedKey(result, issued, key)
+            # A concurrent first call opened the account (or, at 62**-16 odds, the key id
+            # collided): retry once with a fresh key and without the account.
+        raise InvalidCommand("could not create key; retry")
+
+    def _owned_key(self, wallet: str, key_id: str) -> ApiKey:
+        key: ApiKey = self._get(ApiKey, ids.api_key_id(key_id))
+        if key.wallet != wallet.lower():
+            raise NotFound(key_id)
+        return key
+
+    def change_key_limits(
+        self,
+        *,
+        wallet: str,
+        key_id: str,
+        name: str | None = None,
+        models: Iterable[str] | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+        monthly_budget_micros: int | None = None,
+        expires_at: datetime | None = None,
+    ) -> CommandResult:
+        """Replace a key's limits; arguments left as None keep their current value."""
+        key = self._owned_key(wallet, key_id)
+        try:
+            key.change_limits(
+                name=key.name if name is None else name,
+                models=key.models if models is None else sorted(set(models)),
+                rpm=key.rpm if rpm is None else rpm,
+                tpm=key.tpm if tpm is None else tpm,
+                monthly_budget_micros=(
+                    key.monthly_budget_micros
+                    if monthly_budget_micros is None
+                    else monthly_budget_micros
+                ),
+                expires_at=key.expires_at if expires_at is None else _iso(expires_at),
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        recordings = self.save(key)
+        return CommandResult(key.id, recordings[-1].notification.id)
+
+    def revoke_key(self, *, wallet: str, key_id: str, reason: str) -> CommandResult:
+        """Revoke a key the wallet owns. Revoking a revoked key is a duplicate, not an error."""
+        key = self._owned_key(wallet, key_id)
+        if key.revoked:
+            return CommandResult(key.id, None, duplicate=True)
+        key.revoke(reason)
+        try:
+            recordings = self.save(key)
+        except IntegrityError:
+            return CommandResult(key.id, None, duplicate=True)
+        return CommandResult(key.id, recordings[-1].notification.id)
+
+    def get_key(self, key_id: str) -> ApiKey:
+        key: ApiKey = self._get(ApiKey, ids.api_key_id(key_id))
+        return key
+
+    # --- credits ----------------------------------------------------------------------------
+
+    def grant_credits(
+        self,
+        *,
+        wallet: str,
+        env: str,
+        amount_micros: int,
+        reason: str,
+        granted_by: str,
+        grant_ref: str,
+    ) -> CommandResult:
+        """Operator credit. `grant_ref` is the idempotency key: the same ref grants once."""
+        if env not in KEY_ENVS:
+            raise InvalidCommand(f"env must be one of {', '.join(KEY_ENVS)}")
+        wallet = wallet.lower()
+        try:
+            grant = CreditGrant(
+                grant_ref=grant_ref,
+                account_id=str(ids.account_id(wallet)),
+                wallet=wallet,
+                env=env,
+                amount_micros=amount_micros,
+                reason=reason,
+                granted_by=granted_by,
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        self._ensure_account(wallet)
+        return self._save_new(grant)
+
+    def record_purchase(
+        self,
+        *,
+        source_id: str,
+        wallet: str,
+        usd_micros: int,
+        credits_micros: int | None = None,
+        source: str = "stripe",
+        payment_intent: str | None = None,
+    ) -> CommandResult:
+        """Credit a completed payment once, however many times its webhook is delivered."""
+        wallet = wallet.lower()
+        try:
+            purchase = CreditPurchase(
+                source_id=source_id,
+                account_id=str(ids.account_id(wallet)),
+                wallet=wallet,
+                usd_micros=usd_micros,
+                credits_micros=usd_micros if credits_micros is None else credits_micros,
+                source=source,
+                payment_intent=payment_intent,
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        if self._exists(purchase.id):
+            return CommandResult(purchase.id, None, duplicate=True)
+        self._ensure_account(wallet)
+        return self._save_new(purchase)
+
+    def has_purchase(self, source_id: str) -> bool:
+        """Whether the payment `source_id` has been credited (exact: reads the aggregate)."""
+        return self._exists(ids.purchase_id(source_id))
+
+    def record_refund(
+        self,
+        *,
+        charge_id: str,
+        payment_intent: str | None,
+        wallet: str,
+        charge_usd_micros: int,
+        charge_credits_micros: int,
+        total_refunded_usd_micros: int,
+    ) -> CommandResult:
+        """Reverse the credit of a refunded charge, up to Stripe's cumulative refunded total.
+
+        Idempotent: a total already recorded (a redelivery, or an older webhook arriving late)
+        is a duplicate. Two deliveries racing collide on the aggregate version; the loser retries
+        against the winner's state.
+        """
+        wallet = wallet.lower()
+        for _attempt in range(3):
+            aggregate_id = ids.refunds_id(charge_id)
+            try:
+                refunds: ChargeRefunds = self._get(ChargeRefunds, aggregate_id)
+                new = False
+            except NotFound:
+                try:
+                    refunds = ChargeRefunds(
+                        charge_id=charge_id,
+                        payment_intent=payment_intent,
+                        account_id=str(ids.account_id(wallet)),
+                        wallet=wallet,
+                        charge_usd_micros=charge_usd_micros,
+                        charge_credits_micros=charge_credits_micros,
+                    )
+                except DomainRuleViolation as exc:
+                    raise InvalidCommand(str(exc)) from exc
+                new = True
+            try:
+                changed = refunds.refund_to(total_refunded_usd_micros)
+            except DomainRuleViolation as exc:
+                raise InvalidCommand(str(exc)) from exc
+            if not changed:
+                return CommandResult(aggregate_id, None, duplicate=True)
+            if new:
+                self._ensure_account(wallet)
+            try:
+                recordings = self.save(refunds)
+            except IntegrityError:
+                continue
+            return CommandResult(aggregate_id, recordings[-1].notification.id)
+        raise InvalidCommand(f"refund of {charge_id} kept colliding; retry the webhook")
+
+    def record_dispute(
+        self,
+        *,
+        dispute_id: str,
+        charge_id: str,
+        payment_intent: str | None,
+        wallet: str,
+        usd_micros: int,
+        credits_micros: int,
+        reason: str,
+    ) -> CommandResult:
+        """Take back the disputed credit once per dispute."""
+        wallet = wallet.lower()
+        try:
+            dispute = ChargeDispute(
+                dispute_id=dispute_id,
+                charge_id=charge_id,
+                payment_intent=payment_intent,
+                account_id=str(ids.account_id(wallet)),
+                wallet=wallet,
+                usd_micros=usd_micros,
+                credits_micros=credits_micros,
+                reason=reason,
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        if self._exists(dispute.id):
+            return CommandResult(dispute.id, None, duplicate=True)
+        self._ensure_account(wallet)
+        return self._save_new(dispute)
+
+    # --- holds ------------------------------------------------------------------------------
+
+    def new_hold(
+        self,
+        *,
+        key_id: str,
+        request_id: str,
+        account_id: str,
+        env: str,
+        amount_micros: int,
+        expires_at: datetime,
+        model: str,
+    ) -> UsageHold:
+        try:
+            return UsageHold(
+                key_id=key_id,
+                request_id=request_id,
+                account_id=account_id,
+                env=env,
+                amount_micros=amount_micros,
+                expires_at=_iso(expires_at) or "",
+                model=model,
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+
+    def place_hold(self, **hold_args: Any) -> CommandResult:
+        """Durably reserve credit for one request (a repeated request id is a duplicate)."""
+        return self._save_new(self.new_hold(**hold_args))
+
+    def settle_hold(
+        self,
+        hold: UsageHold | UUID,
+        *,
+        actual_micros: int,
+        tokens_in: int,
+        tokens_out: int,
+        outcome: str,
+        estimated: bool = False,
+    ) -> CommandResult:
+        """Append the single settlement of a hold. A second settlement is a duplicate.
+
+        Pass the UsageHold returned by `new_hold` to skip re-reading it from the store.
+        """
+        aggregate: UsageHold = hold if isinstance(hold, UsageHold) else self._get(UsageHold, hold)
+        if aggregate.settled:
+            return CommandResult(aggregate.id, None, duplicate=True)
+        try:
+            aggregate.settle(
+                actual_micros=actual_micros,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                outcome=outcome,
+                estimated=estimated,
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        try:
+            recordings = self.save(aggregate)
+        except IntegrityError:
+            return CommandResult(aggregate.id, None, duplicate=True)
+        return CommandResult(aggregate.id, recordings[-1].notification.id)
+
+    def expire_holds(self, candidates: Iterable[UUID], now: datetime) -> ExpiryReport:
+        """Settle at zero, outcome `expired`, every candidate hold that is past its expiry and open.
+
+        Candidates come from the holds read model; the decision is made on the aggregate itself.
+        Candidates with no aggregate were admitted but never made durable (a crash between
+        admission and the Placed append): they are reported so the read model can drop them.
+        """
+        report = ExpiryReport()
+        for hold_id in candidates:
+            try:
+                hold: UsageHold = self._get(UsageHold, hold_id)
+            except NotFound:
+                report.never_placed.append(hold_id)
+                continue
+            if hold.settled or datetime.fromisoformat(hold.expires_at) > now:
+                continue
+            report.settled.append(
+                self.settle_hold(
+                    hold, actual_micros=0, tokens_in=0, tokens_out=0, outcome="expired"
+                )
+            )
+        return report
+
+
+_NOT_DATA = ("originator_id", "originator_version", "timestamp", "originator_topic")
+
+
+def to_envelope(notification: Notification, event: Any) -> EventEnvelope:
+    """The published form of a stored event: pinned topic, JSON primitives only."""
+    state = vars(event)
+    return EventEnvelope(
+        position=notification.id,
+        topic=notification.topic,
+        originator_id=str(notification.originator_id),
+        originator_version=notification.originator_version,
+        timestamp=state["timestamp"].isoformat(),
+        data={k: v for k, v in state.items() if k not in _NOT_DATA},
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise InvalidCommand("timestamps must carry a timezone")
+    return moment.astimezone(UTC).isoformat()

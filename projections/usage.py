@@ -1,0 +1,38 @@
+"""Spend per key per calendar month (budgets) and per account per day (usage charts), UTC."""
+
+from __future__ import annotations
+
+from domain import topics
+from domain.envelope import EventEnvelope
+from projections.ops import IncrField, Op
+
+NAME = "usage"
+# First segments of the keys this projection owns (projections/keyspace.py).
+SEGMENTS = ("spend", "usage")
+
+
+def key_month_key(key_id: str, month: str) -> str:
+    return f"spend:{key_id}:{month}"
+
+
+def account_day_key(account_id: str, env: str, day: str) -> str:
+    return f"usage:{account_id}:{env}:{day}"
+
+
+def project(event: EventEnvelope) -> list[Op]:
+    if event.topic != topics.HOLD_SETTLED:
+        return []
+    data = event.data
+    month, day = event.timestamp[:7], event.timestamp[:10]
+    ops: list[Op] = []
+    for key in (
+        key_month_key(data["key_id"], month),
+        account_day_key(data["account_id"], data["env"], day),
+    ):
+        ops += [
+            IncrField(key, "micros", data["actual_micros"]),
+            IncrField(key, "requests", 1),
+            IncrField(key, "tokens_in", data["tokens_in"]),
+            IncrField(key, "tokens_out", data["tokens_out"]),
+        ]
+    return ops
