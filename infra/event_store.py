@@ -1,0 +1,97 @@
+"""Event store configuration for eventsourcing: SQLite file by default, PostgreSQL when configured.
+
+eventsourcing's own variables (PERSISTENCE_MODULE, POSTGRES_*, SQLITE_DBNAME) win when present;
+otherwise PRYV_DATABASE_URL selects PostgreSQL and its absence selects SQLite under the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import register_topic, resolve_topic
+
+from domain.topics import AGGREGATE_TOPICS, EVENT_TOPICS
+from infra.settings import Settings
+
+for _cls, _topic in (EVENT_TOPICS | AGGREGATE_TOPICS).items():
+    register_topic(_topic, _cls)
+
+
+class PinnedTopicMapper(Mapper[Any]):
+    """Stores events under pinned `pryv.*.v1` topics rather than Python import paths.
+
+    Created events also name their aggregate class (`originator_topic`); that is pinned too
+    (`pryv.<Aggregate>`), so no stored byte depends on where our code lives. Otherwise this is
+    eventsourcing's own `Mapper.to_stored_event`.
+    """
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
+        topic = EVENT_TOPICS.get(type(domain_event))
+        if topic is None:
+            raise TypeError(f"event {type(domain_event).__qualname__} has no pinned topic")
+        event_state = dict(vars(domain_event))
+        originator_id = event_state.pop("originator_id")
+        originator_version = event_state.pop("originator_version")
+        if "originator_topic" in event_state:
+            event_state["originator_topic"] = AGGREGATE_TOPICS[
+                resolve_topic(event_state["originator_topic"])
+            ]
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            event_state["class_version"] = class_version
+        stored_state = self.transcoder.encode(event_state)
+        if self.compressor:
+            stored_state = self.compressor.compress(stored_state)
+        if self.cipher:
+            stored_state = self.cipher.encrypt(stored_state)
+        return StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=topic,
+            state=stored_state,
+        )
+
+
+def event_store_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing environment for these settings."""
+    if os.environ.get("PERSISTENCE_MODULE"):
+        return {}
+    if settings.database_url:
+        return postgres_env(
+            settings.database_url, settings.database_schema, settings.database_pool_size
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.data_dir / "events.sqlite"),
+        "SQLITE_LOCK_TIMEOUT": "10",
+        "CREATE_TABLE": "y",
+    }
+
+
+def postgres_env(url: str, schema: str | None = None, pool_size: int = 2) -> dict[str, str]:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"PRYV_DATABASE_URL must be postgresql://…, got {parsed.scheme!r}")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": parsed.path.lstrip("/") or "postgres",
+        "POSTGRES_HOST": parsed.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parsed.port or 5432),
+        "POSTGRES_USER": unquote(parsed.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parsed.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        # eventsourcing opens the pool's connections eagerly, in every process (API, relay,
+        # projector, sweeper): keep it small; the overflow serves bursts.
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size * 2),
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "CREATE_TABLE": "y",
+    }
+    if schema:
+        env["POSTGRES_SCHEMA"] = schema
+    return env

@@ -1,0 +1,136 @@
+"""Composition root: the store, bus, read store and nonce store a process needs, from Settings.
+
+Embedded default (no env vars): SQLite + in-process bus + in-memory read models.
+Production: PRYV_DATABASE_URL (PostgreSQL), PRYV_NATS_URL (JetStream), PRYV_REDIS_URL (Redis).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from commands.application import PryvApplication
+from commands.group_commit import GroupCommitWriter
+from commands.metering import Meter, MeteringLimits
+from domain.catalog import Catalog, parse_catalog
+from domain.credit_packs import CreditPack, parse_packs
+from infra.admission import AdmissionGate
+from infra.admission_memory import MemoryAdmission
+from infra.bus import EventBus
+from infra.bus_memory import MemoryBus
+from infra.event_store import event_store_env
+from infra.nonces import NonceStore, PostgresNonceStore, SqliteNonceStore
+from infra.read_store_memory import MemoryReadStore
+from infra.settings import Settings
+from infra.stripe_billing import StripeBilling
+from infra.upstreams import UpstreamRouter
+from projections.store import ReadStore
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    app: PryvApplication
+    bus: EventBus
+    read_store: ReadStore
+    nonces: NonceStore
+    catalog: Catalog
+    upstreams: UpstreamRouter
+    writer: GroupCommitWriter
+    meter: Meter
+    billing: StripeBilling
+    credit_packs: tuple[CreditPack, ...]
+
+    async def close(self) -> None:
+        await self.meter.drain()
+        await self.writer.close()
+        await self.upstreams.close()
+        await self.nonces.close()
+        await self.read_store.close()
+        await self.bus.close()
+        self.app.close()
+
+
+def ensure_schema(url: str, schema: str) -> None:
+    """eventsourcing creates tables, not schemas."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
+def open_application(settings: Settings) -> PryvApplication:
+    if settings.database_url and settings.database_schema:
+        ensure_schema(settings.database_url, settings.database_schema)
+    return PryvApplication(event_store_env(settings))
+
+
+async def open_platform(settings: Settings) -> Platform:
+    app = open_application(settings)
+    bus: EventBus
+    read_store: ReadStore
+    nonces: NonceStore
+    if settings.nats_url:
+        from infra.bus_nats import NatsBus
+
+        bus = await NatsBus.connect(settings.nats_url, settings.nats_stream)
+    else:
+        bus = MemoryBus()
+    gate: AdmissionGate
+    if settings.redis_url:
+        from infra.admission_redis import RedisAdmission
+        from infra.read_store_redis import RedisReadStore
+
+        redis_store = RedisReadStore.from_url(settings.redis_url, settings.redis_prefix)
+        read_store, gate = redis_store, RedisAdmission(redis_store)
+    else:
+        memory_store = MemoryReadStore()
+        read_store, gate = memory_store, MemoryAdmission(memory_store)
+    if settings.database_url:
+        nonces = await PostgresNonceStore.open(settings.database_url, settings.database_schema)
+    else:
+        nonces = SqliteNonceStore(settings.data_dir / "nonces.sqlite")
+    catalog = load_catalog(settings.models_file)
+    writer = GroupCommitWriter(app)
+    meter = Meter(
+        app,
+        writer,
+        gate,
+        MeteringLimits(
+            default_rpm=settings.default_rpm,
+            default_tpm=settings.default_tpm,
+            hold_ttl=timedelta(seconds=settings.hold_ttl_seconds),
+        ),
+    )
+    billing = StripeBilling(
+        settings.stripe_secret_key, settings.stripe_webhook_secret, settings.stripe_api_base
+    )
+    return Platform(
+        settings,
+        app,
+        bus,
+        read_store,
+        nonces,
+        catalog,
+        UpstreamRouter(catalog),
+        writer,
+        meter,
+        billing,
+        load_credit_packs(settings.credit_packs_file),
+    )
+
+
+def load_credit_packs(path: Path | None) -> tuple[CreditPack, ...]:
+    source = path or Path(__file__).with_name("credit_packs.toml")
+    with source.open("rb") as handle:
+        return parse_packs(tomllib.load(handle))
+
+
+def load_catalog(path: Path | None) -> Catalog:
+    """The model catalog from `path`, or the packaged default (the built-in echo model)."""
+    source = path or Path(__file__).with_name("models.toml")
+    with source.open("rb") as handle:
+        return parse_catalog(tomllib.load(handle))

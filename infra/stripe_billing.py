@@ -1,0 +1,203 @@
+"""Stripe, through the official SDK: Checkout Sessions, webhook verification, and the records
+finance reconciles against. Tests point the real SDK at a local fake (`stripe_api_base`)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import stripe
+
+from domain.money import usd_to_micros
+from domain.reconciliation import Kind, PaymentFact
+
+log = logging.getLogger("pryv.billing")
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+class BillingNotConfigured(RuntimeError):
+    """No Stripe key: checkout is unavailable (operators grant credit with `pryv credits grant`)."""
+
+
+class BillingUnavailable(RuntimeError):
+    """Stripe refused or could not be reached; nothing was charged by us."""
+
+
+class InvalidWebhook(ValueError):
+    """Bad signature, stale timestamp, or a payload that is not a Stripe event."""
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str
+
+
+class StripeBilling:
+    def __init__(
+        self,
+        secret_key: str | None,
+        webhook_secret: str | None,
+        api_base: str | None = None,
+    ) -> None:
+        self._webhook_secret = webhook_secret
+        self._client: stripe.StripeClient | None = None
+        if secret_key:
+            # No automatic retries: a checkout must never be created twice behind the user's
+            # back (the seed's guidance); our idempotency key makes an explicit retry safe.
+            self._client = stripe.StripeClient(
+                secret_key,
+                base_addresses={"api": api_base} if api_base else None,
+                max_network_retries=0,
+            )
+
+    @property
+    def configured(self) -> bool:
+        return self._client is not None
+
+    def _require(self) -> stripe.StripeClient:
+        if self._client is None:
+            raise BillingNotConfigured("Stripe is not configured on this deployment")
+        return self._client
+
+    async def create_checkout(
+        self,
+        *,
+        wallet: str,
+        account_id: str,
+        usd_cents: int,
+        credits_micros: int,
+        pack_id: str | None,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+    ) -> CheckoutSession:
+        metadata = {
+            "pryv_account_id": account_id,
+            "pryv_wallet": wallet,
+            "pryv_usd_micros": str(usd_cents * 10_000),
+            "pryv_credits_micros": str(credits_micros),
+        }
+        if pack_id:  # Stripe drops empty metadata values: only send what has one
+            metadata["pryv_pack_id"] = pack_id
+        label = f"Pryv credits ({credits_micros / 1_000_000:.2f} USD)"
+        try:
+            session = await self._require().v1.checkout.sessions.create_async(
+                params={
+                    "mode": "payment",
+                    "line_items": [
+                        {
+                            "price_data": {
+                                "currency": "usd",
+                                "unit_amount": usd_cents,
+                                "product_data": {"name": label},
+                            },
+                            "quantity": 1,
+                        }
+                    ],
+                    "success_url": success_url,
+                    "cancel_url": cancel_url,
+                    "client_reference_id": account_id,
+                    "metadata": metadata,
+                    # Copied to the payment: refunds and disputes name their account through it.
+                    "payment_intent_data": {"metadata": metadata},
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            log.warning("checkout creation failed: %s", exc.user_message or type(exc).__name__)
+            raise BillingUnavailable("Stripe did not create the checkout session") from exc
+        return CheckoutSession(id=str(session.id), url=str(session.url))
+
+    async def retrieve_session(self, session_id: str) -> dict[str, Any] | None:
+        try:
+            session = await self._require().v1.checkout.sessions.retrieve_async(
+                session_id, options={"max_network_retries": 2}
+            )
+        except stripe.InvalidRequestError:
+            return None
+        except stripe.StripeError as exc:
+            raise BillingUnavailable("Stripe could not be reached") from exc
+        return session.to_dict()
+
+    async def payment_intent_metadata(self, payment_intent: str) -> dict[str, str]:
+        try:
+            intent = await self._require().v1.payment_intents.retrieve_async(
+                payment_intent, options={"max_network_retries": 2}
+            )
+        except stripe.StripeError as exc:
+            raise BillingUnavailable(f"could not read payment {payment_intent}") from exc
+        return {str(k): str(v) for k, v in (intent.to_dict().get("metadata") or {}).items()}
+
+    async def balance_transactions(self) -> list[dict[str, Any]]:
+        """Every balance transaction, sources expanded (charge, refund or dispute objects)."""
+        client = self._require()
+        page = await client.v1.balance_transactions.list_async(
+            params={"limit": 100, "expand": ["data.source"]},
+            options={"max_network_retries": 2},
+        )
+        rows: list[dict[str, Any]] = []
+        async for txn in page.auto_paging_iter():
+            rows.append(txn.to_dict())
+        return rows
+
+    def verify_webhook(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """The event, if Stripe-Signature proves Stripe sent exactly these bytes recently."""
+        if not self._webhook_secret:
+            raise BillingNotConfigured("no webhook secret configured")
+        try:
+            event = stripe.Webhook.construct_event(
+                payload, signature, self._webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            raise InvalidWebhook("signature verification failed") from exc
+        except ValueError as exc:
+            raise InvalidWebhook("payload is not a Stripe event") from exc
+        data: dict[str, Any] = event.to_dict()
+        return data
+
+
+def _cents_to_micros(value: str) -> int:
+    """ "12.34" (major units, as Stripe's CSV reports write them) -> micro-USD, exactly."""
+    return abs(usd_to_micros(value.strip()))
+
+
+def facts_from_csv(path: Path) -> list[PaymentFact]:
+    """Stripe's itemized balance-change export (one row per balance transaction)."""
+    facts = []
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            category = (row.get("reporting_category") or "").strip()
+            txn = row.get("balance_transaction_id", "")
+            amount = _cents_to_micros(row.get("gross") or "0")
+            if category == "charge":
+                facts.append(PaymentFact(Kind.CHARGE, row["payment_intent_id"], amount, txn))
+            elif category == "refund":
+                facts.append(PaymentFact(Kind.REFUND, row["charge_id"], amount, txn))
+            elif category == "dispute":
+                key = row.get("dispute_id") or row["source_id"]
+                facts.append(PaymentFact(Kind.DISPUTE, key, amount, txn))
+    return facts
+
+
+def facts_from_balance_transactions(rows: list[dict[str, Any]]) -> list[PaymentFact]:
+    """The same facts from the API's balance transactions (sources expanded)."""
+    facts = []
+    for row in rows:
+        source = row.get("source") if isinstance(row.get("source"), dict) else {}
+        assert isinstance(source, dict)
+        category = row.get("reporting_category") or row.get("type")
+        amount = abs(int(row.get("amount") or 0)) * 10_000
+        txn = str(row.get("id", ""))
+        if category == "charge":
+            key = source.get("payment_intent") or source.get("id") or ""
+            facts.append(PaymentFact(Kind.CHARGE, str(key), amount, txn))
+        elif category == "refund":
+            facts.append(PaymentFact(Kind.REFUND, str(source.get("charge") or ""), amount, txn))
+        elif category == "dispute":
+            facts.append(PaymentFact(Kind.DISPUTE, str(source.get("id") or ""), amount, txn))
+    return facts

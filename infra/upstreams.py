@@ -1,0 +1,487 @@
+"""How the gateway talks to model servers: any OpenAI-compatible HTTP server, or the built-in echo.
+
+Every failure surfaces as one `UpstreamError`, so the request path has a single place to turn
+upstream trouble into a client status and a settlement. Nothing here retries a chat completion
+that reached the upstream: it may already have been billed there (see OpenAICompatibleUpstream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from typing import Any, Protocol, cast
+
+import httpx
+
+from domain.catalog import BUILTIN_PREFIX, Catalog, ModelSpec, UpstreamSpec
+from domain.pricing import Usage
+from domain.tokens import estimate_prompt_tokens
+
+logger = logging.getLogger(__name__)
+
+ECHO_UPSTREAM = f"{BUILTIN_PREFIX}echo"
+ECHO_ERROR_MARKER = "[[echo:error]]"
+_MAX_ERROR_BODY_BYTES = 64 * 1024  # an error body is read only this far, to find its message
+_MAX_MESSAGE_CHARS = 500  # upstream error texts are cut to this before they travel further
+_DRAIN_SECONDS = 1.0  # how long to wait for the end of a body after [DONE]
+
+
+class UpstreamError(Exception):
+    """An upstream call failed. `status` is the upstream's HTTP status, or the `code` of an
+    in-band error event; None when there is neither (timeout, unreachable, cut-off stream).
+    `retryable` says whether the *client* may try again later (429/5xx/network); the gateway
+    itself never resends. `usage` is set only when the upstream reported usage along with the
+    error (it may have charged for the prompt).
+    Messages never contain API keys, URLs or request bodies."""
+
+    def __init__(
+        self,
+        status: int | None,
+        message: str,
+        *,
+        retryable: bool,
+        usage: Usage | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retryable = retryable
+        self.usage = usage
+
+    def __repr__(self) -> str:
+        return (
+            f"UpstreamError(status={self.status!r}, message={self.message!r}, "
+            f"retryable={self.retryable!r}, usage={self.usage!r})"
+        )
+
+
+class ChatUpstream(Protocol):
+    async def complete(self, model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a non-streaming chat completion (`body` is final) and return the parsed JSON."""
+        ...
+
+    def stream(
+        self, model: ModelSpec, body: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """Yield each SSE chunk in order, stopping at [DONE]. Close it (`aclose()`, e.g. via
+        `contextlib.aclosing`) to release the upstream connection when the client goes away;
+        typed as an AsyncGenerator rather than an AsyncIterator so that `aclose()` type-checks."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _retryable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _usage_from(payload: Any) -> Usage | None:
+    """The `usage` an upstream reported in `payload`, if it is well formed."""
+    if not isinstance(payload, Mapping):
+        return None
+    usage = payload.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens", 0)
+    if isinstance(completion, bool) or not isinstance(completion, int):
+        completion = 0 if completion is None else -1
+    if isinstance(prompt, bool) or not isinstance(prompt, int) or prompt < 0 or completion < 0:
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
+
+
+def _error_message(payload: Any) -> str | None:
+    """The message of an OpenAI-style error (`{"error": {"message"}}`), or of the looser shapes
+    other servers use: `{"error": "..."}`, vLLM's `{"object": "error", "message"}`, `{"detail"}`.
+    """
+    if not isinstance(payload, Mapping):
+        return None
+    error = payload.get("error")
+    message: Any = None
+    if isinstance(error, Mapping):
+        message = error.get("message")
+    elif isinstance(error, str):
+        message = error
+    elif payload.get("object") == "error":
+        message = payload.get("message")
+    elif isinstance(payload.get("detail"), str):
+        message = payload["detail"]
+    if not isinstance(message, str) or not message.strip():
+        return None
+    return message.strip()[:_MAX_MESSAGE_CHARS]
+
+
+def _is_error_payload(payload: Mapping[str, Any]) -> bool:
+    return payload.get("error") is not None or payload.get("object") == "error"
+
+
+def _error_from_payload(payload: Mapping[str, Any], status: int | None) -> UpstreamError:
+    """An in-band error object (mid-stream, or in a 200 body). Its `code` is used as the status
+    when it looks like an HTTP status, as vLLM and OpenRouter put one there."""
+    error = payload.get("error")
+    code = error.get("code") if isinstance(error, Mapping) else payload.get("code")
+    if status is None and isinstance(code, int) and 400 <= code <= 599:
+        status = code
+    return UpstreamError(
+        status,
+        _error_message(payload) or "upstream reported an error",
+        retryable=status is None or _retryable_status(status),
+        usage=_usage_from(payload),
+    )
+
+
+def _transport_error(exc: httpx.TransportError) -> UpstreamError:
+    """Map an httpx failure to a message safe to show (httpx texts can carry host names)."""
+    if isinstance(exc, httpx.PoolTimeout):
+        return UpstreamError(None, "upstream connection pool exhausted", retryable=True)
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return UpstreamError(None, "upstream unreachable", retryable=True)
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(None, "upstream timed out", retryable=True)
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return UpstreamError(None, "upstream closed the connection", retryable=True)
+    return UpstreamError(None, "upstream request failed", retryable=True)
+
+
+class OpenAICompatibleUpstream:
+    """One pooled HTTP client for one [upstreams.<name>] entry.
+
+    The transport retries only failed *connection attempts* (httpcore retries ConnectError and
+    ConnectTimeout, nothing else): a request that reached the server is never sent twice, since
+    the upstream may already have billed it. Timeouts: `timeout_seconds` bounds each read/write
+    and the wait for a pooled connection (an inactivity limit, not a total deadline), and
+    `connect_timeout_seconds` each connection attempt.
+    """
+
+    def __init__(
+        self, spec: UpstreamSpec, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.spec = spec
+        headers = {"User-Agent": "pryv-gateway"}
+        self._credentials_missing = False
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+            else:
+                # Fail each request with a clear, key-free message instead of refusing to start:
+                # one misconfigured upstream should not take down the others.
+                self._credentials_missing = True
+                logger.error("upstream %s: env var %s is not set", spec.name, spec.api_key_env)
+        # httpcore's pool polls every pooled socket (select) each time it hands out a
+        # connection, so its cost grows with pool size: at 64 concurrent requests it was 13% of
+        # the gateway's CPU (bench/overhead.py under py-spy; encode/httpcore#928 is the open
+        # fix). Spreading the connections over a few smaller clients keeps each scan short.
+        shards = 1 if transport is not None else max(1, min(8, spec.max_connections // 16))
+        per_shard = max(1, spec.max_connections // shards)
+        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=spec.base_url,
+                headers=headers,
+                timeout=httpx.Timeout(spec.timeout_seconds, connect=spec.connect_timeout_seconds),
+                limits=limits,
+                transport=transport or httpx.AsyncHTTPTransport(retries=2, limits=limits),
+            )
+            for _ in range(shards)
+        ]
+        self._in_flight = [0] * shards
+
+    @contextlib.contextmanager
+    def _shard(self) -> Iterator[httpx.AsyncClient]:
+        """The least busy client (the first on ties, so a quiet gateway reuses one warm
+        connection), counted busy for the duration of the request or stream."""
+        index = min(range(len(self._clients)), key=self._in_flight.__getitem__)
+        self._in_flight[index] += 1
+        try:
+            yield self._clients[index]
+        finally:
+            self._in_flight[index] -= 1
+
+    def _check_credentials(self) -> None:
+        if self._credentials_missing:
+            raise UpstreamError(None, "upstream credentials are not configured", retryable=False)
+
+    async def complete(self, model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
+        self._check_credentials()
+        try:
+            with self._shard() as client:
+                response = await client.post("/chat/completions", json=body)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc) from None
+        if not response.is_success:
+            raise _status_error(response.status_code, response.content)
+        try:
+            payload = json.loads(response.content)
+        except ValueError:
+            raise UpstreamError(
+                response.status_code, "upstream sent invalid JSON", retryable=False
+            ) from None
+        if not isinstance(payload, dict):
+            raise UpstreamError(
+                response.status_code, "upstream sent an unexpected response", retryable=False
+            )
+        if _is_error_payload(payload) and "choices" not in payload:
+            raise _error_from_payload(payload, None)
+        return payload
+
+    async def stream(
+        self, model: ModelSpec, body: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        # An async generator: `aclose()` (or garbage collection) raises GeneratorExit at the
+        # current `yield`, which exits `client.stream(...)` and closes the response. An unread
+        # HTTP/1.1 response cannot be reused, so httpcore drops that connection, and the upstream
+        # sees the disconnect and can stop generating.
+        self._check_credentials()
+        try:
+            with self._shard() as client:
+                async with client.stream("POST", "/chat/completions", json=body) as response:
+                    if not response.is_success:
+                        raise _status_error(response.status_code, await _read_bounded(response))
+                    content_type = response.headers.get("content-type", "")
+                    if content_type.startswith("application/json"):
+                        # Some servers answer an error (or ignore `stream`) with a plain JSON body.
+                        raise _non_stream_body(response.status_code, await _read_bounded(response))
+                    async with contextlib.aclosing(_sse_json(response)) as events:
+                        async for chunk in events:
+                            yield chunk
+        except httpx.TransportError as exc:
+            raise _transport_error(exc) from None
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
+async def _read_bounded(response: httpx.Response) -> bytes:
+    """Read at most _MAX_ERROR_BODY_BYTES of a streamed body (enough to find an error message)."""
+    data = bytearray()
+    async for part in response.aiter_bytes():
+        data += part
+        if len(data) >= _MAX_ERROR_BODY_BYTES:
+            break
+    return bytes(data[:_MAX_ERROR_BODY_BYTES])
+
+
+def _status_error(status: int, content: bytes) -> UpstreamError:
+    try:
+        payload: Any = json.loads(content)
+    except ValueError:
+        payload = None
+    return UpstreamError(
+        status,
+        _error_message(payload) or f"upstream returned HTTP {status}",
+        retryable=_retryable_status(status),
+        usage=_usage_from(payload),
+    )
+
+
+def _non_stream_body(status: int, content: bytes) -> UpstreamError:
+    try:
+        payload: Any = json.loads(content)
+    except ValueError:
+        payload = None
+    if isinstance(payload, Mapping) and _is_error_payload(payload):
+        return _error_from_payload(payload, None)
+    return UpstreamError(status, "upstream did not stream its answer", retryable=False)
+
+
+# SSE is parsed by hand: the chat-completions stream uses only `data:` lines and blank-line
+# event boundaries, which is ten lines of code and not worth an httpx-sse dependency.
+async def _sse_json(response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
+    """Yield each event's `data` as a JSON object, until `[DONE]`. Multi-line data is joined with
+    newlines (per the SSE spec); comments (`:`) and other fields (event, id, retry) are ignored."""
+    data_lines: list[str] = []
+    saw_finish = False
+    lines = cast(AsyncGenerator[str, None], response.aiter_lines())
+    async with contextlib.aclosing(lines):
+        while True:
+            line = await anext(lines, None)
+            if line:
+                if line.startswith("data:"):
+                    value = line[5:]
+                    data_lines.append(value[1:] if value.startswith(" ") else value)
+                continue
+            if data_lines:  # a blank line (or the end of the body) ends an event
+                data = "\n".join(data_lines)
+                data_lines = []
+                if data.strip() == "[DONE]":
+                    await _drain(lines)
+                    return
+                chunk = _parse_chunk(data)
+                if not saw_finish:
+                    saw_finish = any(
+                        isinstance(c, Mapping) and c.get("finish_reason")
+                        for c in chunk.get("choices") or ()
+                    )
+                yield chunk
+            if line is None:
+                break
+    if not saw_finish:
+        # Ended without [DONE] and before any choice finished: the answer was cut off. (Servers
+        # that omit [DONE] but finish properly are tolerated.)
+        raise UpstreamError(None, "upstream stream ended unexpectedly", retryable=True)
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read the body's end after [DONE] (normally just the chunked-encoding terminator): only a
+    fully read HTTP/1.1 response gives its connection back to the pool for the next request."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in lines:
+                pass
+    except (TimeoutError, httpx.TransportError):
+        pass  # the answer is complete; the connection is just not reused
+
+
+def _parse_chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise UpstreamError(
+            None, "upstream sent a malformed stream event", retryable=False
+        ) from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError(None, "upstream sent a malformed stream event", retryable=False)
+    if _is_error_payload(chunk):
+        raise _error_from_payload(chunk, None)
+    return chunk
+
+
+def _message_text(content: Any) -> str:
+    """A message's text: the string itself, or a multimodal message's text parts joined by ' '."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return ""
+
+
+class EchoUpstream:
+    """The built-in `builtin:echo` model: repeats the last user message, one token per word.
+
+    Deterministic and offline so tests and local development can exercise the full billing path:
+    `prompt_tokens` is exactly the gateway's own estimate, so a test can predict every charge.
+    A message containing `[[echo:error]]` makes it fail like a broken upstream.
+    """
+
+    def _answer(self, model: ModelSpec, body: Mapping[str, Any]) -> tuple[list[str], bool, int]:
+        messages = body.get("messages") or []
+        if any(
+            isinstance(m, Mapping) and ECHO_ERROR_MARKER in _message_text(m.get("content"))
+            for m in messages
+        ):
+            raise UpstreamError(500, "echo: simulated upstream failure", retryable=True)
+        text = ""
+        for message in reversed(messages):
+            if isinstance(message, Mapping) and message.get("role") == "user":
+                text = _message_text(message.get("content"))
+                break
+        limit = (
+            body.get("max_tokens") or body.get("max_completion_tokens") or model.max_output_tokens
+        )
+        limit = max(int(limit), 1)
+        words = text.split() or ["(empty)"]
+        truncated = len(words) > limit
+        return words[:limit], truncated, estimate_prompt_tokens(messages)
+
+    async def complete(self, model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
+        words, truncated, prompt_tokens = self._answer(model, body)
+        return {
+            "id": f"chatcmpl-echo-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", model.upstream_model),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": " ".join(words)},
+                    "finish_reason": "length" if truncated else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(words),
+                "total_tokens": prompt_tokens + len(words),
+            },
+        }
+
+    async def stream(
+        self, model: ModelSpec, body: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        words, truncated, prompt_tokens = self._answer(model, body)
+        base = {
+            "id": f"chatcmpl-echo-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", model.upstream_model),
+        }
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+            return {**base, "choices": [choice]}
+
+        yield chunk({"role": "assistant", "content": ""})
+        delay = model.stream_delay_ms / 1000
+        for i, word in enumerate(words):
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield chunk({"content": word if i == 0 else f" {word}"})
+        yield chunk({}, "length" if truncated else "stop")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(words),
+                "total_tokens": prompt_tokens + len(words),
+            }
+            yield {**base, "choices": [], "usage": usage}
+
+    async def close(self) -> None:
+        return None
+
+
+class UpstreamRouter:
+    """Picks the upstream for a model; one shared, lazily created client per upstream name, so
+    every request to that server shares one connection pool."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self._transports = dict(transports or {})
+        self._echo = EchoUpstream()
+        self._clients: dict[str, OpenAICompatibleUpstream] = {}
+
+    def for_model(self, model: ModelSpec) -> ChatUpstream:
+        if model.builtin:
+            if model.upstream != ECHO_UPSTREAM:
+                raise ValueError(f"model {model.id}: unknown builtin upstream {model.upstream!r}")
+            return self._echo
+        client = self._clients.get(model.upstream)
+        if client is None:
+            spec = self._catalog.upstreams.get(model.upstream)
+            if spec is None:
+                raise ValueError(f"model {model.id}: unknown upstream {model.upstream!r}")
+            client = OpenAICompatibleUpstream(spec, transport=self._transports.get(spec.name))
+            self._clients[spec.name] = client
+        return client
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
+        await self._echo.close()

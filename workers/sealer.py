@@ -1,0 +1,334 @@
+"""Sealer: folds the raw notification log into an RFC 6962 Merkle tree and signs checkpoints.
+
+It reads the events exactly as stored (notification id, originator id and version, topic, state
+bytes — not the decoded envelopes, which could hide a changed byte), appends one leaf per event,
+and writes a signed checkpoint every `every_events` events, or after `every_seconds` when some
+event is still unsealed. Each checkpoint is stored durably first, then published (when a sink is
+configured); a publication that fails is retried, and on start every stored checkpoint the sink
+has not seen yet is published.
+
+Resumption: a checkpoint row keeps the accumulator's compact state (one subtree root per set bit
+of the tree size), so a restarted sealer continues from the last checkpoint in O(log n) instead
+of re-hashing the log from zero. It first checks that checkpoint's signature (its own key) and
+that the state reproduces the signed root, and that the last sealed event still hashes to its
+recorded leaf; it does not re-verify the history (that is `pryv audit verify`'s job, which
+trusts nothing the sealer stored but what its signatures cover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder
+
+from commands.application import PryvApplication
+from domain.merkle import (
+    Checkpoint,
+    MerkleAccumulator,
+    event_leaf_hash,
+    pack_leaf_records,
+    unpack_leaf_records,
+)
+from infra.checkpoints import (
+    CheckpointSigner,
+    CheckpointStore,
+    NatsCheckpointPublisher,
+    StoredCheckpoint,
+    open_checkpoint_store,
+    sealer_signer,
+    signature_problem,
+)
+from infra.settings import Settings
+
+log = logging.getLogger("pryv.sealer")
+
+
+class RawEvent(Protocol):
+    """What the event store holds for one event (eventsourcing's `Notification` fits)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def originator_id(self) -> UUID | str: ...
+
+    @property
+    def originator_version(self) -> int: ...
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def state(self) -> bytes: ...
+
+
+ReadRaw = Callable[[int, int], Sequence[RawEvent]]  # (after notification id, limit)
+
+
+class CheckpointSink(Protocol):
+    async def publish(self, checkpoint: Checkpoint) -> None: ...
+
+    async def last_published_size(self) -> int: ...
+
+
+def raw_reader(recorder: ApplicationRecorder) -> ReadRaw:
+    """`read_raw` over an eventsourcing application recorder (`app.recorder`)."""
+
+    def read(after: int, limit: int) -> Sequence[RawEvent]:
+        return recorder.select_notifications(start=after + 1, limit=limit)
+
+    return read
+
+
+def stored_bytes(state: object) -> bytes:
+    """The state column as bytes. SQLite is dynamically typed: a hand-edited row can hold TEXT
+    (or a number) where eventsourcing wrote a BLOB; hash its UTF-8 text rather than fail, and
+    let `pryv audit verify` report the changed type."""
+    if isinstance(state, bytes):
+        return state
+    if isinstance(state, bytearray | memoryview):
+        return bytes(state)
+    return str(state).encode()
+
+
+def leaf_of(event: RawEvent) -> bytes:
+    return event_leaf_hash(
+        event.id,
+        event.originator_id,
+        event.originator_version,
+        event.topic,
+        stored_bytes(event.state),
+    )
+
+
+class SealerStateError(RuntimeError):
+    """The last stored checkpoint is not one this sealer can extend: not signed by its key, or
+    its resume state does not reproduce its signed root."""
+
+
+class Sealer:
+    def __init__(
+        self,
+        read_raw: ReadRaw,
+        store: CheckpointStore,
+        signer: CheckpointSigner,
+        publish: CheckpointSink | None = None,
+        every_events: int = 1000,
+        every_seconds: float = 10.0,
+        *,
+        page_size: int = 1000,
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if every_events < 1:
+            raise ValueError("every_events must be at least 1")
+        self._read_raw = read_raw
+        self._store = store
+        self._signer = signer
+        self._sink = publish
+        self._every_events = every_events
+        self._every_seconds = every_seconds
+        self._page_size = max(1, page_size)
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._now = now
+        self._acc: MerkleAccumulator | None = None
+        self._position = 0  # notification id of the last leaf appended
+        self._pending: list[tuple[int, bytes]] = []  # leaves since the last checkpoint
+        self._last_seal = clock()
+        self._published_size: int | None = None  # None: ask the sink
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.sealed_events = 0  # events appended by this process
+        self.checkpoints_written = 0
+
+    @property
+    def tree_size(self) -> int:
+        return self._acc.size if self._acc else 0
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    def wake(self, _position: int = 0) -> None:
+        """Thread-safe nudge after a local write (embedded mode)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def resume(self) -> None:
+        """Load the accumulator from the last checkpoint (or start an empty tree)."""
+        latest = await self._store.latest()
+        if latest is None:
+            self._acc, self._position = MerkleAccumulator(), 0
+        else:
+            cp = latest.checkpoint
+            forged = signature_problem(cp, self._signer.address)
+            if forged:  # never extend a tree this key did not sign
+                raise SealerStateError(f"checkpoint {cp.tree_size}: {forged}")
+            acc = MerkleAccumulator.from_compact(cp.tree_size, latest.compact)
+            if acc.root().hex() != cp.root_hex:
+                raise SealerStateError(
+                    f"checkpoint {cp.tree_size}: stored compact state does not give its root"
+                )
+            self._acc, self._position = acc, cp.last_notification_id
+            await asyncio.to_thread(self._check_tail, latest)
+        self._pending = []
+        self._last_seal = self._clock()
+
+    def _check_tail(self, latest: StoredCheckpoint) -> None:
+        records = unpack_leaf_records(latest.leaves)
+        if not records:
+            return
+        nid, recorded = records[-1]
+        found = self._read_raw(nid - 1, 1)
+        if not found or found[0].id != nid or leaf_of(found[0]) != recorded:
+            log.error(
+                "the last sealed event (notification id %s) is missing or changed since "
+                "checkpoint %s; run `pryv audit verify`",
+                nid,
+                latest.tree_size,
+            )
+
+    def _ingest(self, limit: int) -> int:
+        """Read up to `limit` events after the position and append their leaves (in a thread)."""
+        assert self._acc is not None
+        events = self._read_raw(self._position, limit)
+        for event in events:
+            leaf = leaf_of(event)
+            self._acc.append(leaf)
+            self._pending.append((event.id, leaf))
+            self._position = event.id
+        return len(events)
+
+    async def seal_pending(self, *, force: bool = False) -> int:
+        """Hash everything readable now; write the checkpoints that are due. Returns how many.
+
+        With `force`, also seal a partial batch regardless of `every_seconds`.
+        """
+        if self._acc is None:
+            await self.resume()
+        written = 0
+        while True:
+            room = self._every_events - len(self._pending)
+            count = await asyncio.to_thread(self._ingest, min(self._page_size, room))
+            self.sealed_events += count
+            if len(self._pending) >= self._every_events:
+                await self._seal()
+                written += 1
+                continue
+            if count == 0:
+                break
+        due = self._clock() - self._last_seal >= self._every_seconds
+        if self._pending and (force or due):
+            await self._seal()
+            written += 1
+        await self._publish_backlog()
+        return written
+
+    async def _seal(self) -> None:
+        assert self._acc is not None
+        acc = self._acc
+        created_at = self._now().astimezone(UTC).isoformat(timespec="microseconds")
+        checkpoint = await asyncio.to_thread(
+            self._signer.checkpoint, acc.size, acc.root().hex(), self._position, created_at
+        )
+        record = StoredCheckpoint(checkpoint, acc.compact_bytes(), pack_leaf_records(self._pending))
+        await self._store.append(record)
+        self._pending = []
+        self._last_seal = self._clock()
+        self.checkpoints_written += 1
+        log.debug("sealed %s events, root %s", checkpoint.tree_size, checkpoint.root_hex)
+
+    async def _publish_backlog(self) -> None:
+        """Publish every stored checkpoint the sink does not have yet, in order."""
+        if self._sink is None:
+            return
+        try:
+            if self._published_size is None:
+                self._published_size = await self._sink.last_published_size()
+            while self._published_size < self.tree_size:
+                page = await self._store.page(self._published_size, 100, with_leaves=False)
+                if not page:
+                    return
+                for record in page:
+                    await self._sink.publish(record.checkpoint)
+                    self._published_size = record.tree_size
+        except Exception:
+            self._published_size = None  # ask the sink again next time
+            log.exception("publishing checkpoints failed; will retry")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                await self.seal_pending()
+            except Exception:  # store or database outage: start over from the last checkpoint
+                log.exception("sealer cycle failed; retrying")
+                self._acc = None
+                await _wait(stop, 1.0)
+                continue
+            self._wake.clear()
+            await _wait(stop, self._poll_interval, self._wake.wait())
+        if self._acc is not None:  # seal everything written so far before stopping
+            try:
+                await self.seal_pending(force=True)
+            except Exception:
+                log.exception("final seal failed")
+
+
+async def _wait(stop: asyncio.Event, timeout: float, *others: Awaitable[object]) -> None:
+    waits = [asyncio.ensure_future(stop.wait()), *(asyncio.ensure_future(o) for o in others)]
+    await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waits:
+        waiter.cancel()
+
+
+@contextlib.asynccontextmanager
+async def running_sealer(
+    app: PryvApplication,
+    settings: Settings,
+    *,
+    every_events: int = 1000,
+    every_seconds: float = 10.0,
+    final_seal_timeout: float = 5.0,
+) -> AsyncIterator[Sealer]:
+    """Run a sealer as a task (checkpoints in the event store's database, published to
+    `<stream>_CHECKPOINTS` when NATS is configured); on exit, seal what is pending, then stop."""
+    store = await open_checkpoint_store(settings)
+    publisher: NatsCheckpointPublisher | None = None
+    try:
+        if settings.nats_url:
+            publisher = await NatsCheckpointPublisher.connect(
+                settings.nats_url, settings.nats_stream
+            )
+        sealer = Sealer(
+            raw_reader(app.recorder),
+            store,
+            sealer_signer(settings),
+            publisher,
+            every_events=every_events,
+            every_seconds=every_seconds,
+        )
+        stop = asyncio.Event()
+        unsubscribe = app.on_recorded(sealer.wake)
+        task = asyncio.create_task(sealer.run(stop))
+        try:
+            yield sealer
+        finally:
+            unsubscribe()
+            stop.set()
+            await asyncio.wait([task], timeout=final_seal_timeout)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        if publisher is not None:
+            await publisher.close()
+        await store.close()
