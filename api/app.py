@@ -1,0 +1,98 @@
+"""The FastAPI application: routers, error handlers, and the platform it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import billing, gateway, management, observability, pii_preview
+from api.bearer import KeyIdentityCache
+from api.errors import install_error_handlers
+from api.openapi import install_openapi
+from api.privacy import AccountSettingsCache, PrivacyFilter
+from infra.platform import Platform, open_platform
+from infra.settings import Settings
+from projections.settings import read_settings
+from workers.embedded import running_workers
+
+log = logging.getLogger("pryv.api")
+
+
+def create_app(
+    platform: Platform | None = None,
+    *,
+    settings: Settings | None = None,
+    workers: bool = False,
+) -> FastAPI:
+    """An app over `platform`, or over one opened from `settings` at startup (and closed after).
+
+    With `workers`, the relay and projector run in this process (the embedded default), and the
+    app starts serving only once the read models have caught up with the log.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            active = platform
+            if active is None:
+                active = await open_platform(settings or Settings.from_env())
+                stack.push_async_callback(active.close)
+            app.state.platform = active
+            _attach_account_settings(app, active)
+            if platform is None:
+                active.writer.batch_observers.append(app.state.metrics.batch_size.observe)
+            if workers:
+                await stack.enter_async_context(running_workers(active, catch_up=True))
+            # Load the PII engine (spaCy, ~2 s) now rather than in the first request.
+            warm_up = asyncio.create_task(app.state.privacy.engine())
+            stack.push_async_callback(_cancel, warm_up)
+            yield
+
+    app = FastAPI(
+        title="Pryv API",
+        version="1.0.0",
+        description="Private AI gateway: OpenAI-compatible /v1, wallet-signed /api/v1.",
+        lifespan=lifespan,
+    )
+    if platform is not None:
+        app.state.platform = platform
+    app.state.key_cache = KeyIdentityCache()
+    app.state.privacy = PrivacyFilter()
+    app.state.metrics = metrics = observability.Metrics()
+    install_error_handlers(app)
+    app.include_router(gateway.router)
+    app.include_router(pii_preview.router)
+    app.include_router(management.router)
+    app.include_router(billing.router)
+    app.include_router(observability.router)
+    app.add_middleware(observability.ObservabilityMiddleware, metrics=metrics)
+    install_openapi(app)
+    if platform is not None:
+        platform.writer.batch_observers.append(metrics.batch_size.observe)
+        _attach_account_settings(app, platform)
+    return app
+
+
+async def _cancel(task: asyncio.Task[object]) -> None:
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+
+
+def _attach_account_settings(app: FastAPI, platform: Platform) -> None:
+    async def read(account_id: str) -> dict[str, object]:
+        return await read_settings(platform.read_store, account_id)
+
+    app.state.account_settings = AccountSettingsCache(read)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` worker processes: each opens its own platform from the
+    environment (production backends; the relay and projector run as their own processes)."""
+    observability.configure_logging()  # a spawned worker process starts unconfigured
+    return create_app(settings=Settings.from_env(), workers=False)

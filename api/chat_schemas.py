@@ -1,0 +1,191 @@
+"""The chat-completions request: OpenAI's fields, plus Pryv's privacy controls and their aliases.
+
+Unknown OpenAI parameters (temperature, top_p, tools, response_format, seed, …) pass through to
+the upstream untouched; Pryv's own fields are validated here and never forwarded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PII_ENTITY_TYPES = frozenset(
+    {
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "CRYPTO",
+        "US_SSN",
+        "URL",
+        "PERSON",
+        "LOCATION",
+        "ORGANIZATION",
+        "DATE_TIME",
+        "NRP",
+        "US_BANK_NUMBER",
+        "US_DRIVER_LICENSE",
+        "US_PASSPORT",
+        "US_ITIN",
+        "UK_NHS",
+        "MEDICAL_LICENSE",
+    }
+)
+
+_ALIASES = {
+    "pii_entities": "piiEntities",
+    "pii_config": "piiConfig",
+    "privacy_mode": "privacyMode",
+    "skipPiiRedaction": "skip_pii_redaction",
+    "no_pii_redaction": "skip_pii_redaction",
+    "noPiiRedaction": "skip_pii_redaction",
+}
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(min_length=1)
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+
+class TextPiiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(default=0.35, ge=0, le=1)
+
+
+class FacesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    blur: Literal["none", "light", "strong"] = "strong"
+
+
+class ImagePiiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ocr: bool = True
+    threshold: float = Field(default=0.35, ge=0, le=1)
+    faces: FacesConfig = Field(default_factory=FacesConfig)
+
+
+class PdfPiiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pages: int | None = Field(default=None, ge=1, le=500, description="first N pages only")
+    threshold: float = Field(default=0.35, ge=0, le=1)
+
+
+class PiiConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: TextPiiConfig = Field(default_factory=TextPiiConfig)
+    image: ImagePiiConfig = Field(default_factory=ImagePiiConfig)
+    pdf: PdfPiiConfig = Field(default_factory=PdfPiiConfig)
+
+
+class SkipRedaction(BaseModel):
+    """`skip_pii_redaction: true` skips everything; an object skips per modality."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: bool = False
+    image: bool = False
+    pdf: bool = False
+    urls: bool = False
+
+
+class PdfInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(default=None, max_length=2048)
+    data: str | None = Field(default=None, description="base64 PDF bytes")
+    filename: str | None = Field(default=None, max_length=255)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PdfInput:
+        if (self.url is None) == (self.data is None):
+            raise ValueError("give exactly one of url or data")
+        return self
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[Message] = Field(min_length=1, max_length=2048)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
+    n: int | None = Field(default=None, ge=1, le=1, description="only n=1 is supported")
+
+    # Pryv privacy controls (see docs/gateway-api.md).
+    urls: list[str] | None = Field(default=None, max_length=10)
+    pdfs: list[str | PdfInput] | None = Field(default=None, max_length=5)
+    privacy_mode: Literal["redact", "pseudonymize", "off"] | None = Field(
+        default=None, alias="privacyMode"
+    )
+    pii_entities: list[str] | None = Field(default=None, alias="piiEntities", max_length=64)
+    pii_config: PiiConfig | None = Field(default=None, alias="piiConfig")
+    skip_pii_redaction: bool | SkipRedaction | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_aliases(cls, data: Any) -> Any:
+        """Accept every documented spelling; two spellings of one control is an error."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for alias, canonical in _ALIASES.items():
+            if alias in out:
+                if canonical in out:
+                    raise ValueError(f"{alias} and {canonical} are the same control; give one")
+                out[canonical] = out.pop(alias)
+        return out
+
+    @field_validator("pii_entities")
+    @classmethod
+    def _known_entities(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            unknown = sorted(set(value) - PII_ENTITY_TYPES)
+            if unknown:
+                raise ValueError(f"unknown PII entity types: {', '.join(unknown)}")
+        return value
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, value: list[str] | None) -> list[str] | None:
+        for url in value or []:
+            if not url.startswith(("http://", "https://")) or len(url) > 2048:
+                raise ValueError("urls must be http(s) URLs of at most 2048 characters")
+        return value
+
+    def output_limit(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def wants_usage_chunk(self) -> bool:
+        return bool((self.stream_options or {}).get("include_usage"))
+
+    def upstream_body(self, upstream_model: str, max_tokens: int) -> dict[str, Any]:
+        """What the upstream receives: OpenAI fields only, our model name and output cap, and
+        always a usage report (the settlement needs it)."""
+        body = self.model_dump(
+            exclude_none=True,
+            exclude={
+                "urls",
+                "pdfs",
+                "privacy_mode",
+                "pii_entities",
+                "pii_config",
+                "skip_pii_redaction",
+                "max_completion_tokens",
+            },
+        )
+        body["model"] = upstream_model
+        body["max_tokens"] = max_tokens
+        if self.stream:
+            body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
+        else:
+            body.pop("stream_options", None)
+        return body

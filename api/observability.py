@@ -1,0 +1,231 @@
+"""Health, readiness, Prometheus metrics and structured access logs.
+
+The access log is one JSON line per request (method, route template, status, duration, request
+id) — never headers, bodies, prompts or keys. Metrics are per process (scrape every API process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from infra.platform import Platform
+from projections import balance
+from projections.catalog import PROJECTIONS
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+access_log = logging.getLogger("pryv.access")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "pryv_http_requests",
+            "HTTP requests",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pryv_http_request_duration_seconds",
+            "Time to the end of the response",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.batch_size = Histogram(
+            "pryv_group_commit_batch_size",
+            "Events per event-store transaction on the request path",
+            registry=self.registry,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
+        self.holds_open = Gauge("pryv_holds_open", "Holds not yet settled", registry=self.registry)
+        self.log_position = Gauge(
+            "pryv_event_log_position", "Last notification id in the log", registry=self.registry
+        )
+        self.projection_lag = Gauge(
+            "pryv_projection_lag_events",
+            "Log positions a projection is behind",
+            ["projection"],
+            registry=self.registry,
+        )
+        self.relay_lag = Gauge(
+            "pryv_relay_lag_events", "Log positions the bus is behind", registry=self.registry
+        )
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class ObservabilityMiddleware:
+    """Request id, access log and request metrics for every HTTP request (streams included:
+    the duration runs to the last body chunk). Plain ASGI, so streaming stays streaming."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        supplied = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = supplied if 0 < len(supplied) <= 128 else f"req_{uuid.uuid4().hex}"
+        token = REQUEST_ID.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                raw = list(message.get("headers") or [])
+                if not any(name.lower() == b"x-request-id" for name, _ in raw):
+                    raw.append((b"x-request-id", request_id.encode("latin-1")))
+                    message["headers"] = raw
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route, method = _route(scope), str(scope.get("method", ""))
+            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.latency.labels(route, method).observe(elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "pryv": {
+                        "request_id": request_id,
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    }
+                },
+            )
+            REQUEST_ID.reset(token)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, structured extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            doc["request_id"] = request_id
+        extra = getattr(record, "pryv", None)
+        if isinstance(extra, dict):
+            doc.update(extra)
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, separators=(",", ":"), default=str)
+
+
+def configure_logging() -> None:
+    """JSON lines by default (PRYV_LOG_FORMAT=text for people at a terminal)."""
+    handler = logging.StreamHandler()
+    if os.environ.get("PRYV_LOG_FORMAT", "json") == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # httpx logs every request at INFO: one line per upstream call is noise (and measurable
+    # CPU on the hot path); the access log says what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+def _platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+async def _check(name: str, probe: Awaitable[Any], checks: dict[str, Any]) -> Any:
+    try:
+        value = await asyncio.wait_for(probe, 2.0)
+    except Exception as exc:  # any failure means "not ready", with the reason
+        checks[name] = {"ok": False, "error": type(exc).__name__}
+        return None
+    checks[name] = {"ok": True}
+    return value
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    """Readiness: event store, bus and read store reachable; projections within the lag bound."""
+    platform = _platform(request)
+    checks: dict[str, Any] = {}
+    log_end = await _check("event_store", asyncio.to_thread(platform.app.max_position), checks)
+    await _check("bus", platform.bus.last_published_position(), checks)
+    positions = await _check(
+        "read_store",
+        asyncio.gather(*(platform.read_store.position(name) for name in PROJECTIONS)),
+        checks,
+    )
+    if log_end is not None and positions is not None:
+        lag = max(log_end - p.position for p in positions)
+        bound = platform.settings.ready_max_lag
+        checks["projection_lag"] = {"ok": lag <= bound, "lag": lag, "bound": bound}
+    ready = all(check["ok"] for check in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    platform = _platform(request)
+    metrics: Metrics = request.app.state.metrics
+    try:
+        log_end = await asyncio.to_thread(platform.app.max_position)
+        metrics.log_position.set(log_end)
+        metrics.relay_lag.set(max(log_end - await platform.bus.last_published_position(), 0))
+        for name in PROJECTIONS:
+            position = (await platform.read_store.position(name)).position
+            metrics.projection_lag.labels(name).set(max(log_end - position, 0))
+        open_holds = await platform.read_store.sorted_by_score(
+            balance.EXPIRY_KEY, max_score=2**53, limit=1_000_000
+        )
+        metrics.holds_open.set(len(open_holds))
+    except Exception:  # a backing service is down: still serve the request metrics
+        logging.getLogger("pryv.metrics").warning("backing service unavailable for gauges")
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,86 @@
+"""Wallet-signed management auth: who signed, for which action and key, fresh and never replayed.
+
+The three fields (walletAddress, message, signature) may come in the JSON body (preferred, per the
+seed), in X-Wallet-Address / X-Wallet-Message / X-Wallet-Signature headers, or as query parameters
+on GET. Checks run cheapest-first, and the nonce is claimed last so that a bad request by someone
+else can never burn a wallet's nonce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.errors import ApiError
+from domain.wallet_messages import (
+    WalletAction,
+    WalletAuthCode,
+    WalletAuthError,
+    check_wallet_message,
+    parse_wallet_message,
+)
+from infra.nonces import NonceStore
+from infra.wallet_signatures import verify_signer
+
+
+class WalletFields(BaseModel):
+    """The signed-message fields every management body carries."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    wallet_address: str | None = Field(default=None, alias="walletAddress", max_length=64)
+    message: str | None = Field(default=None, max_length=512)
+    signature: str | None = Field(default=None, max_length=200)
+
+
+@dataclass(frozen=True)
+class WalletIdentity:
+    wallet: str  # lower-case 0x address
+    nonce: str
+
+
+_SOURCES = (
+    ("x-wallet-address", "x-wallet-message", "x-wallet-signature"),
+    ("walletAddress", "message", "signature"),
+)
+
+
+def wallet_fields_from_request(request: Request, body: WalletFields | None) -> WalletFields:
+    if body is not None and (body.wallet_address or body.message or body.signature):
+        return body
+    headers = request.headers
+    if any(name in headers for name in _SOURCES[0]):
+        address, message, signature = (headers.get(name) for name in _SOURCES[0])
+    else:
+        query = request.query_params
+        address, message, signature = (query.get(name) for name in _SOURCES[1])
+    return WalletFields(walletAddress=address, message=message, signature=signature)
+
+
+async def authenticate_wallet(
+    fields: WalletFields,
+    *,
+    action: WalletAction,
+    key_id: str,
+    nonces: NonceStore,
+    now: datetime | None = None,
+) -> WalletIdentity:
+    if not (fields.wallet_address and fields.message and fields.signature):
+        raise ApiError(
+            401,
+            "missing_wallet_auth",
+            "wallet-signed request required: walletAddress, message and signature",
+        )
+    now = now or datetime.now(UTC)
+    try:
+        message = parse_wallet_message(fields.message)
+        wallet = verify_signer(fields.message, fields.signature, fields.wallet_address)
+        check_wallet_message(message, action=action, key_id=key_id, now=now)
+        if not await nonces.claim(wallet, message.nonce, now):
+            raise WalletAuthError(WalletAuthCode.NONCE_REPLAY, "nonce already used")
+    except WalletAuthError as exc:
+        raise ApiError(403, exc.code.value, exc.message) from exc
+    return WalletIdentity(wallet=wallet, nonce=message.nonce)

@@ -1,0 +1,122 @@
+"""`pryv finance reconcile`: the ledger's payments against Stripe's records, and every
+account's projected balance against the plain sum of its postings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from domain.money import micros_to_usd
+from domain.reconciliation import AccountCheck, Report, reconcile
+from infra.platform import Platform, open_platform
+from infra.read_store_memory import MemoryReadStore
+from infra.settings import Settings
+from infra.stripe_billing import facts_from_balance_transactions, facts_from_csv
+from projections import balance
+from projections.finance import live_postings, payment_facts
+from projections.replay import replay_log
+from projections.store import ReadStore
+
+
+async def build_report(platform: Platform, stripe_csv: Path | None) -> Report:
+    events = await asyncio.to_thread(platform.app.read_log, 0, 10_000_000)
+    if stripe_csv is not None:
+        stripe_facts = facts_from_csv(stripe_csv)
+    elif platform.billing.configured:
+        stripe_facts = facts_from_balance_transactions(
+            await platform.billing.balance_transactions()
+        )
+    else:
+        raise ValueError("give --stripe-csv, or configure PRYV_STRIPE_SECRET_KEY")
+    store: ReadStore = platform.read_store
+    if not platform.settings.redis_url:  # embedded: the projection, rebuilt from the log
+        store = MemoryReadStore()
+        await replay_log(platform.app.read_log, store)
+    checks = []
+    for account, postings in live_postings(events).items():
+        projected = await balance.read_balance(store, account, "live")
+        checks.append(AccountCheck(account, projected.balance_micros, postings))
+    return reconcile(payment_facts(events), stripe_facts, checks)
+
+
+def _usd(micros: int | None) -> str:
+    return "-" if micros is None else micros_to_usd(micros)
+
+
+def render(report: Report) -> str:
+    rows = [f"{'kind':<8} {'key':<32} {'ledger':>14} {'stripe':>14}  status"]
+    for line in report.lines:
+        rows.append(
+            f"{line.kind.value:<8} {line.key:<32} {_usd(line.ledger_usd_micros):>14} "
+            f"{_usd(line.stripe_usd_micros):>14}  {line.status.value}"
+        )
+    rows.append("")
+    rows.append(f"{'account':<38} {'projected':>14} {'postings':>14}  status")
+    for check in report.accounts:
+        rows.append(
+            f"{check.account_id:<38} {_usd(check.projected_micros):>14} "
+            f"{_usd(check.postings_micros):>14}  {'ok' if check.ok else 'MISMATCH'}"
+        )
+    rows.append("")
+    counts = report.counts()
+    rows.append("summary: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+    rows.append("CLEAN" if report.clean else "MISMATCHES FOUND")
+    return "\n".join(rows)
+
+
+def as_json(report: Report) -> str:
+    return json.dumps(
+        {
+            "clean": report.clean,
+            "counts": report.counts(),
+            "lines": [
+                {
+                    "kind": ln.kind.value,
+                    "key": ln.key,
+                    "ledgerMicros": ln.ledger_usd_micros,
+                    "stripeMicros": ln.stripe_usd_micros,
+                    "status": ln.status.value,
+                    "references": ln.references,
+                }
+                for ln in report.lines
+            ],
+            "accounts": [
+                {
+                    "accountId": a.account_id,
+                    "projectedMicros": a.projected_micros,
+                    "postingsMicros": a.postings_micros,
+                    "ok": a.ok,
+                }
+                for a in report.accounts
+            ],
+        },
+        indent=2,
+    )
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    async def run() -> Report:
+        platform = await open_platform(Settings.from_env())
+        try:
+            return await build_report(platform, args.stripe_csv)
+        finally:
+            await platform.close()
+
+    report = asyncio.run(run())
+    sys.stdout.write((as_json(report) if args.json else render(report)) + "\n")
+    return 0 if report.clean else 1
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    finance = sub.add_parser("finance", help="finance tools").add_subparsers(
+        dest="finance_command", required=True
+    )
+    rec = finance.add_parser("reconcile", help="ledger vs Stripe; exit 1 on any mismatch")
+    rec.add_argument(
+        "--stripe-csv", type=Path, help="Stripe's itemized balance-change CSV export (offline)"
+    )
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_reconcile)

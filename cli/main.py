@@ -1,0 +1,465 @@
+"""The `pryv` command: run the gateway and its workers, and operator tasks on keys and credits."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import secrets
+import socket
+import sys
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from api.observability import configure_logging
+from cli import audit, finance
+from cli import projections as projections_cli
+from commands.results import InvalidCommand, NotFound
+from domain import ids
+from domain.money import MoneyError, micros_to_usd, usd_to_micros
+from domain.wallet_messages import WalletAction, format_wallet_message
+from infra.platform import Platform, open_application, open_platform
+from infra.read_store_memory import MemoryReadStore
+from infra.settings import Settings
+from infra.wallet_signatures import normalize_address, sign_message
+from projections import balance, keys
+from projections.replay import replay_log
+from projections.store import ReadStore
+
+
+def _print(doc: object) -> None:
+    print(json.dumps(doc, indent=2, default=str))
+
+
+# --- long-running processes -----------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings.from_env()
+    workers = settings.embedded if args.workers is None else args.workers
+    if args.processes > 1:
+        # N API processes share PostgreSQL, Redis and NATS; the in-memory embedded stores
+        # cannot be shared, and relay/projector must not run once per process.
+        if settings.embedded or workers:
+            raise ValueError(
+                "--processes needs PRYV_DATABASE_URL, PRYV_REDIS_URL and "
+                "PRYV_NATS_URL, with --no-workers (run `pryv relay`/`pryv project`)"
+            )
+        uvicorn.run(
+            "api.app:app_from_env",
+            log_config=None,
+            access_log=False,
+            factory=True,
+            workers=args.processes,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            loop="uvloop",
+        )
+        return 0
+    if args.dashboard_port:
+        import contextlib
+
+        import uvloop
+
+        # Like uvicorn.run: the servers stop gracefully on Ctrl-C, then the signal is re-raised.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvloop.run(_serve_with_dashboard(settings, workers, args))
+        return 0
+    app = create_app(settings=settings, workers=workers)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        loop="uvloop",
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def _dashboard_socket(host: str, port: int) -> socket.socket | None:
+    """The dashboard's listening socket, or None (with a warning) if the port is taken: several
+    `pryv serve` processes on one host run one dashboard between them."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        logging.getLogger("pryv.dashboard").warning(
+            "dashboard not started on %s:%s (%s); the API serves without it", host, port, exc
+        )
+        return None
+    return sock
+
+
+async def _serve_with_dashboard(
+    settings: Settings, workers: bool, args: argparse.Namespace
+) -> None:
+    """The API on --port and the dashboard on --dashboard-port, in one process and one event
+    loop, over one Platform (the dashboard reads its projections and forwards signed actions to
+    this very API app)."""
+    import os
+    from typing import Literal
+
+    import uvicorn
+    from fastapi import FastAPI
+
+    from api.app import create_app
+    from dashboard.app import create_dashboard
+
+    def config(
+        app: FastAPI, host: str, port: int, lifespan: Literal["on", "off"]
+    ) -> uvicorn.Config:
+        return uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=args.log_level,
+            log_config=None,
+            access_log=False,
+            lifespan=lifespan,
+        )
+
+    platform = await open_platform(settings)
+    try:
+        api_app = create_app(platform, workers=workers)
+        api_url = os.environ.get("PRYV_PUBLIC_URL") or f"http://{args.host}:{args.port}"
+        dashboard = create_dashboard(platform, api_base_url=api_url, api_app=api_app)
+        api_server = uvicorn.Server(config(api_app, args.host, args.port, "on"))
+        dashboard_server = uvicorn.Server(
+            config(dashboard, args.dashboard_host or args.host, args.dashboard_port, "off")
+        )
+        api_task = asyncio.create_task(api_server.serve())
+        while not api_server.started and not api_task.done():  # read models caught up first
+            await asyncio.sleep(0.05)
+        if api_task.done():
+            await api_task  # failed to start: raise its error
+            return
+        sock = _dashboard_socket(args.dashboard_host or args.host, args.dashboard_port)
+        if sock is None:  # the API keeps serving; another process has the dashboard port
+            await api_task
+            return
+        dashboard_task = asyncio.create_task(dashboard_server.serve(sockets=[sock]))
+        await asyncio.wait({api_task, dashboard_task}, return_when=asyncio.FIRST_COMPLETED)
+        api_server.should_exit = dashboard_server.should_exit = True  # one stops: both stop
+        await asyncio.gather(api_task, dashboard_task)
+    finally:
+        await platform.close()
+
+
+async def _run_until_interrupted(role: str) -> None:
+    from workers.projector import Projector
+    from workers.relay import Relay
+    from workers.sweeper import HoldSweeper
+
+    platform = await open_platform(Settings.from_env())
+    stop = asyncio.Event()
+    try:
+        if role == "relay":
+            await Relay(
+                platform.app.read_log, platform.bus, page_size=platform.settings.relay_page_size
+            ).run(stop)
+        elif role == "sweeper":
+            await HoldSweeper(platform.app, platform.read_store).run(stop)
+        else:
+            await Projector(platform.bus, platform.read_store).run(stop)
+    finally:
+        await platform.close()
+
+
+def cmd_relay(_args: argparse.Namespace) -> int:
+    asyncio.run(_run_until_interrupted("relay"))
+    return 0
+
+
+def cmd_sweep(_args: argparse.Namespace) -> int:
+    asyncio.run(_run_until_interrupted("sweeper"))
+    return 0
+
+
+def cmd_project(_args: argparse.Namespace) -> int:
+    asyncio.run(_run_until_interrupted("projector"))
+    return 0
+
+
+# --- operator commands ----------------------------------------------------------------------
+
+
+async def _read_store(platform: Platform) -> ReadStore:
+    """Redis when configured; otherwise the embedded log replayed into memory (the log is truth)."""
+    if platform.settings.redis_url:
+        return platform.read_store
+    store = MemoryReadStore()
+    await replay_log(platform.app.read_log, store)
+    return store
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    app = open_application(settings)
+    try:
+        created = app.create_key(
+            wallet=normalize_address(args.wallet),
+            name=args.name,
+            env=args.env,
+            models=[m for m in (args.models or "").split(",") if m],
+            rpm=args.rpm,
+            tpm=args.tpm,
+            monthly_budget_micros=(
+                usd_to_micros(args.monthly_budget_usd) if args.monthly_budget_usd else None
+            ),
+            expires_at=(
+                datetime.now(UTC) + timedelta(days=args.expires_in_days)
+                if args.expires_in_days
+                else None
+            ),
+            pepper=settings.key_pepper,
+        )
+    finally:
+        app.close()
+    _print(
+        {
+            "id": created.issued.key_id,
+            "key": created.issued.token,
+            "position": created.result.position,
+            "note": "the key is shown once; store it now",
+        }
+    )
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    async def run() -> list[dict[str, object]]:
+        platform = await open_platform(Settings.from_env())
+        try:
+            store = await _read_store(platform)
+            account = str(ids.account_id(normalize_address(args.wallet)))
+            rows = await keys.list_keys(store, account, limit=1000)
+            return [
+                {
+                    "id": r.key_id,
+                    "name": r.name,
+                    "env": r.env,
+                    "prefix": r.prefix,
+                    "last4": r.last4,
+                    "status": r.status,
+                    "createdAt": r.created_at,
+                }
+                for _pos, r in rows
+            ]
+        finally:
+            await platform.close()
+
+    _print(asyncio.run(run()))
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    app = open_application(Settings.from_env())
+    try:
+        result = app.revoke_key(
+            wallet=normalize_address(args.wallet), key_id=args.key_id, reason=args.reason
+        )
+    finally:
+        app.close()
+    _print(
+        {
+            "id": args.key_id,
+            "status": "revoked",
+            "alreadyRevoked": result.duplicate,
+            "position": result.position,
+        }
+    )
+    return 0
+
+
+def cmd_credits_grant(args: argparse.Namespace) -> int:
+    app = open_application(Settings.from_env())
+    try:
+        result = app.grant_credits(
+            wallet=normalize_address(args.wallet),
+            env=args.env,
+            amount_micros=usd_to_micros(args.usd),
+            reason=args.reason,
+            granted_by=args.granted_by,
+            grant_ref=args.ref or f"cli-{uuid.uuid4()}",
+        )
+    finally:
+        app.close()
+    _print(
+        {
+            "granted": not result.duplicate,
+            "duplicate": result.duplicate,
+            "position": result.position,
+            "usd": micros_to_usd(usd_to_micros(args.usd)),
+        }
+    )
+    return 0
+
+
+def cmd_credits_balance(args: argparse.Namespace) -> int:
+    async def run() -> dict[str, object]:
+        platform = await open_platform(Settings.from_env())
+        try:
+            store = await _read_store(platform)
+            account = str(ids.account_id(normalize_address(args.wallet)))
+            out: dict[str, object] = {}
+            for env in ("live", "test"):
+                b = await balance.read_balance(store, account, env)
+                out[env] = {
+                    "balanceUsd": micros_to_usd(b.balance_micros),
+                    "heldUsd": micros_to_usd(b.held_micros),
+                    "availableUsd": micros_to_usd(b.available_micros),
+                }
+            return out
+        finally:
+            await platform.close()
+
+    _print(asyncio.run(run()))
+    return 0
+
+
+def cmd_wallet_new(_args: argparse.Namespace) -> int:
+    private_key = "0x" + secrets.token_hex(32)
+    address, _sig = sign_message(private_key, "pryv")
+    _print(
+        {
+            "address": address,
+            "privateKey": private_key,
+            "note": "a throwaway wallet for local testing; never fund it",
+        }
+    )
+    return 0
+
+
+def cmd_wallet_sign(args: argparse.Namespace) -> int:
+    message = format_wallet_message(
+        args.action, args.key_id, args.nonce or uuid.uuid4().hex, datetime.now(UTC)
+    )
+    address, signature = sign_message(args.private_key, message)
+    fields = {"walletAddress": address, "message": message, "signature": signature}
+    if args.headers:
+        for name, value in (
+            ("X-Wallet-Address", address),
+            ("X-Wallet-Message", message),
+            ("X-Wallet-Signature", signature),
+        ):
+            print(f"{name}: {value}")
+    else:
+        _print(fields)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pryv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (embedded: with relay and projector)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--workers",
+        dest="workers",
+        action="store_true",
+        default=None,
+        help="run relay+projector in-process (default: only when embedded)",
+    )
+    serve.add_argument("--no-workers", dest="workers", action="store_false")
+    serve.add_argument(
+        "--processes", type=int, default=1, help="API processes (production backends only)"
+    )
+    serve.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=8001,
+        help="also serve the dashboard on this port (0: none; single process only)",
+    )
+    serve.add_argument("--dashboard-host", default=None, help="default: --host")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("relay", help="publish the event log to NATS").set_defaults(func=cmd_relay)
+    sub.add_parser("sweep", help="settle holds of requests that never settled").set_defaults(
+        func=cmd_sweep
+    )
+    sub.add_parser("project", help="apply bus events to the read models").set_defaults(
+        func=cmd_project
+    )
+
+    keys_cmd = sub.add_parser("keys", help="operator key management").add_subparsers(
+        dest="keys_command", required=True
+    )
+    create = keys_cmd.add_parser("create")
+    create.add_argument("--wallet", required=True)
+    create.add_argument("--name", default="Secret key")
+    create.add_argument("--env", choices=["live", "test"], default="live")
+    create.add_argument("--models", help="comma-separated model ids (default: all)")
+    create.add_argument("--rpm", type=int)
+    create.add_argument("--tpm", type=int)
+    create.add_argument("--monthly-budget-usd")
+    create.add_argument("--expires-in-days", type=int)
+    create.set_defaults(func=cmd_keys_create)
+    listing = keys_cmd.add_parser("list")
+    listing.add_argument("--wallet", required=True)
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys_cmd.add_parser("revoke")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--wallet", required=True)
+    revoke.add_argument("--reason", default="revoked by operator")
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    credits = sub.add_parser("credits", help="operator credits").add_subparsers(
+        dest="credits_command", required=True
+    )
+    grant = credits.add_parser("grant")
+    grant.add_argument("--wallet", required=True)
+    grant.add_argument("--usd", required=True, help="amount, e.g. 10 or 2.50")
+    grant.add_argument("--reason", required=True)
+    grant.add_argument("--env", choices=["live", "test"], default="live")
+    grant.add_argument("--ref", help="idempotency reference (same ref grants once)")
+    grant.add_argument("--granted-by", default="operator")
+    grant.set_defaults(func=cmd_credits_grant)
+    bal = credits.add_parser("balance")
+    bal.add_argument("--wallet", required=True)
+    bal.set_defaults(func=cmd_credits_balance)
+
+    finance.add_parser(sub)
+    audit.add_parser(sub)
+    projections_cli.add_parser(sub)
+
+    wallet = sub.add_parser("wallet", help="local wallet helpers for testing").add_subparsers(
+        dest="wallet_command", required=True
+    )
+    wallet.add_parser("new").set_defaults(func=cmd_wallet_new)
+    sign = wallet.add_parser("sign", help="sign a management message (EIP-191)")
+    sign.add_argument("--private-key", required=True)
+    sign.add_argument("--action", required=True, choices=[a.value for a in WalletAction])
+    sign.add_argument("--key-id", default="")
+    sign.add_argument("--nonce")
+    sign.add_argument("--headers", action="store_true", help="print as HTTP headers")
+    sign.set_defaults(func=cmd_wallet_sign)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    configure_logging()  # JSON lines by default; PRYV_LOG_FORMAT=text at a terminal
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (InvalidCommand, NotFound, MoneyError, ValueError) as exc:
+        print(f"pryv: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""Reads for the signed-in wallet, straight from the platform's projections (no signature: the
+session is the authorization). Shapes are the management API's own (api.management_schemas)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from api.account_views import balance_document, keys_page, ledger_page
+from api.gateway import model_object
+from api.management_schemas import (
+    settings_object,
+)
+from dashboard.context import context, current_session, now
+from domain import ids
+from domain.money import micros_to_usd
+from projections import settings as settings_projection
+from projections import usage
+from projections.store import ReadStore
+
+router = APIRouter(prefix="/app/api", tags=["dashboard"])
+ENVS = ("live", "test")
+
+
+def _wallet(request: Request) -> str:
+    return current_session(request).wallet
+
+
+def _account(request: Request) -> str:
+    return str(ids.account_id(_wallet(request)))
+
+
+def _store(request: Request) -> ReadStore:
+    return context(request).platform.read_store
+
+
+@router.get("/keys")
+async def list_keys(
+    request: Request,
+    limit: int = Query(default=20, ge=1, le=100),
+    cursor: str | None = Query(default=None),
+) -> dict[str, Any]:
+    """The wallet's keys, newest first: prefix and last4, never a secret."""
+    return await keys_page(_store(request), _wallet(request), cursor=cursor, limit=limit)
+
+
+@router.get("/balance")
+async def get_balance(request: Request) -> dict[str, Any]:
+    return await balance_document(_store(request), _wallet(request))
+
+
+@router.get("/ledger")
+async def get_ledger(
+    request: Request,
+    limit: int = Query(default=20, ge=1, le=100),
+    cursor: str | None = Query(default=None),
+) -> dict[str, Any]:
+    return await ledger_page(_store(request), _wallet(request), cursor=cursor, limit=limit)
+
+
+async def _day(store: ReadStore, account: str, env: str, day: str) -> dict[str, Any]:
+    fields = await store.get_fields(usage.account_day_key(account, env, day))
+    micros = int(fields.get("micros", 0))
+    return {
+        "micros": micros,
+        "usd": micros_to_usd(micros),
+        "requests": int(fields.get("requests", 0)),
+        "tokensIn": int(fields.get("tokens_in", 0)),
+        "tokensOut": int(fields.get("tokens_out", 0)),
+    }
+
+
+@router.get("/usage")
+async def get_usage(request: Request, days: int = Query(default=14, ge=1, le=90)) -> dict[str, Any]:
+    """Spend per UTC day (oldest first), live and test, from the usage projection."""
+    account, store, today = _account(request), _store(request), now().date()
+    out = []
+    for back in range(days - 1, -1, -1):
+        day = (today - timedelta(days=back)).isoformat()
+        out.append({"date": day, **{env: await _day(store, account, env, day) for env in ENVS}})
+    return {"object": "usage", "days": out}
+
+
+@router.get("/settings")
+async def get_settings(request: Request) -> dict[str, Any]:
+    stored = await settings_projection.read_settings(_store(request), _account(request))
+    return settings_object(stored)
+
+
+@router.get("/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    """The whole catalog (public information: prices, context length, test-only flag)."""
+    return {
+        "object": "list",
+        "data": [model_object(m) for m in context(request).platform.catalog.models],
+    }

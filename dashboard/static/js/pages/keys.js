@@ -1,0 +1,202 @@
+// Keys: create (secret shown once), list (prefix…last4 only), revoke with a confirmation dialog.
+import { api } from "../http.js";
+import { announce, busy, el, field, heading, showError, when } from "../ui.js";
+import { signAction } from "../wallet.js";
+
+const PAGE = 20;
+
+function numberInput(id, attrs = {}) {
+  return el("input", { id, name: id, type: "number", inputmode: "numeric", min: "1", step: "1", ...attrs });
+}
+
+function optional(form, name, convert = (v) => v) {
+  const value = form.elements[name].value.trim();
+  return value === "" ? undefined : convert(value);
+}
+
+function modelOptions(select, catalog, env) {
+  const usable = catalog.filter((m) => m.test_only === (env === "test"));
+  select.replaceChildren(...usable.map((m) => el("option", { value: m.id }, m.id)));
+  if (usable.length === 0) select.append(el("option", { disabled: true, value: "" }, `No ${env} models in the catalog yet`));
+}
+
+function createForm(state, catalog, onCreated) {
+  const envChoice = (value, label, checked) =>
+    el("div", { class: "choice" },
+      el("input", { type: "radio", id: `env-${value}`, name: "env", value, checked }),
+      el("label", { for: `env-${value}` }, label));
+  const models = el("select", { id: "key-models", name: "models", multiple: true });
+  modelOptions(models, catalog, "live");
+  const submit = el("button", { type: "submit", id: "create-key" }, "Create key");
+  const form = el(
+    "form",
+    { id: "create-key-form", novalidate: false },
+    el("div", { class: "row" },
+      field("Name", el("input", { id: "key-name", name: "name", type: "text", required: true, maxlength: "100", value: "Secret key", autocomplete: "off" })),
+      el("fieldset", {}, el("legend", {}, "Environment"),
+        envChoice("live", "Live (spends live credit)", true),
+        envChoice("test", "Test (test credit and test models only)", false))),
+    field("Models", models, "None selected: every model of the key's environment. Ctrl/⌘-click selects several."),
+    el("div", { class: "row" },
+      field("Requests per minute", numberInput("key-rpm", { max: "1000000" }), "Empty: the platform default."),
+      field("Tokens per minute", numberInput("key-tpm", { max: "1000000000" }), "Empty: the platform default."),
+      field("Monthly budget (USD)", el("input", { id: "key-budget", name: "key-budget", type: "text", inputmode: "decimal", pattern: "^[0-9]+(\\.[0-9]{1,6})?$", autocomplete: "off" }), "Empty: no budget."),
+      field("Expires after (days)", numberInput("key-expiry", { max: "3650" }), "Empty: never expires.")),
+    el("div", { class: "actions" }, submit, el("span", { class: "help" }, "Your wallet will ask you to sign action=create.")),
+  );
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "env") modelOptions(models, catalog, event.target.value);
+  });
+  form.addEventListener("reset", () => {
+    window.setTimeout(() => modelOptions(models, catalog, form.elements.env.value)); // after the reset applies
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!form.reportValidity()) return;
+    busy(submit, "Waiting for your signature…", async () => {
+      const body = {
+        name: form.elements.name.value.trim(),
+        env: form.elements.env.value,
+        models: Array.from(models.selectedOptions, (o) => o.value),
+        rpm: optional(form, "key-rpm", Number),
+        tpm: optional(form, "key-tpm", Number),
+        monthlyBudgetUsd: optional(form, "key-budget"),
+        expiresInDays: optional(form, "key-expiry", Number),
+      };
+      const signed = await signAction(state.session, "create");
+      const created = await api("/app/api/keys", { method: "POST", body: { ...body, ...signed } });
+      onCreated(created);
+    });
+  });
+  return form;
+}
+
+function secretPanel(created, onDone) {
+  const copy = el("button", { type: "button", id: "copy-secret" }, "Copy key");
+  const done = el("button", { type: "button", class: "secondary", id: "secret-done" }, "I have stored it");
+  const panel = el(
+    "section",
+    { class: "panel secret", id: "new-secret", "aria-labelledby": "secret-title" },
+    el("h2", { id: "secret-title", tabindex: "-1" }, `Your new key “${created.name}”`),
+    el("p", { class: "notice" }, el("strong", {}, "Copy it now. "), "This is the only time the full key is shown: Pryv stores only a hash and cannot show or recover it. Store it in a secret manager, never in code."),
+    el("code", { id: "secret-value", "data-testid": "secret" }, created.key),
+    el("div", { class: "actions" }, copy, done),
+  );
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(created.key);
+      announce("Key copied to the clipboard.");
+    } catch {
+      showError({ code: "clipboard_unavailable", message: "Copying failed; select the key and copy it by hand." });
+    }
+  });
+  done.addEventListener("click", () => {
+    panel.remove(); // the secret leaves the page for good
+    onDone();
+  });
+  return panel;
+}
+
+function revokeDialog() {
+  const dialog = el("dialog", { id: "revoke-dialog", "aria-labelledby": "revoke-title", "aria-describedby": "revoke-text" });
+  const text = el("p", { id: "revoke-text" });
+  const confirm = el("button", { type: "button", class: "danger", id: "revoke-confirm" }, "Revoke key");
+  const cancel = el("button", { type: "button", class: "secondary", id: "revoke-cancel" }, "Cancel");
+  dialog.append(el("h2", { id: "revoke-title" }, "Revoke this key?"), text, el("div", { class: "actions" }, confirm, cancel));
+  cancel.addEventListener("click", () => dialog.close("cancel"));
+  return {
+    dialog,
+    ask(key) {
+      text.textContent = `“${key.name}” (${key.prefix}…${key.last4}) will stop working on every Pryv instance immediately. This cannot be undone.`;
+      return new Promise((resolve) => {
+        const onConfirm = () => dialog.close("confirm");
+        confirm.addEventListener("click", onConfirm, { once: true });
+        dialog.addEventListener("close", () => {
+          confirm.removeEventListener("click", onConfirm);
+          resolve(dialog.returnValue === "confirm");
+        }, { once: true });
+        dialog.returnValue = "";
+        dialog.showModal();
+        cancel.focus();
+      });
+    },
+  };
+}
+
+function keyRow(key) {
+  return el("tr", { "data-key-id": key.id },
+    el("td", {}, key.name),
+    el("td", {}, el("code", {}, `${key.prefix}_…${key.last4}`)),
+    el("td", {}, el("span", { class: `badge ${key.env}` }, key.env)),
+    el("td", {}, el("span", { class: `badge ${key.status}` }, key.status)),
+    el("td", {}, when(key.createdAt)),
+    el("td", {}, when(key.lastUsedAt)));
+}
+
+export async function render(main, state) {
+  const [catalog] = await Promise.all([api("/app/api/models").then((r) => r.data)]);
+  const listBody = el("tbody", { id: "keys-body" });
+  const more = el("button", { type: "button", class: "secondary", id: "keys-more", hidden: true }, "Load more");
+  const secretSlot = el("div", { id: "secret-slot" });
+  const confirmer = revokeDialog();
+  let cursor = null;
+
+  async function revoke(key, button) {
+    if (!(await confirmer.ask(key))) return;
+    await busy(button, "Signing…", async () => {
+      const signed = await signAction(state.session, "revoke", key.id);
+      const revoked = await api(`/app/api/keys/${encodeURIComponent(key.id)}`, { method: "DELETE", body: signed });
+      announce(`Key “${revoked.name}” revoked.`);
+      await load(true);
+    });
+  }
+
+  function row(key) {
+    const tr = keyRow(key);
+    const cell = el("td", {});
+    const action = key.status === "active"
+      ? el("button", { type: "button", class: "secondary", "aria-label": `Revoke key ${key.name}`, "data-revoke": key.id }, "Revoke")
+      : el("span", { class: "muted" }, "—");
+    if (key.status === "active") action.addEventListener("click", () => revoke(key, action));
+    cell.append(action);
+    tr.append(cell);
+    return tr;
+  }
+
+  async function load(reset) {
+    if (reset) cursor = null;
+    const page = await api(`/app/api/keys?limit=${PAGE}${cursor ? `&cursor=${cursor}` : ""}`);
+    if (reset) listBody.replaceChildren();
+    for (const key of page.data) listBody.append(row(key));
+    if (listBody.children.length === 0) {
+      listBody.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No keys yet: create one above.")));
+    }
+    cursor = page.nextCursor;
+    more.hidden = !page.hasMore;
+  }
+  more.addEventListener("click", () => busy(more, "Loading…", () => load(false)));
+
+  const form = createForm(state, catalog, async (created) => {
+    form.reset();
+    secretSlot.replaceChildren(secretPanel(created, () => announce("The key is no longer shown.")));
+    secretSlot.querySelector("h2").focus();
+    announce(`Key “${created.name}” created. Copy it now: it is shown once.`);
+    await load(true);
+  });
+
+  main.replaceChildren(
+    heading("API keys"),
+    secretSlot,
+    el("section", { class: "panel", "aria-labelledby": "create-title" }, el("h2", { id: "create-title" }, "Create a key"), form),
+    el("section", { class: "panel", "aria-labelledby": "list-title" },
+      el("h2", { id: "list-title" }, "Your keys"),
+      el("div", { class: "table-wrap" },
+        el("table", { id: "keys-table" },
+          el("caption", { class: "sr-only" }, "API keys, newest first. Secrets are never shown here."),
+          el("thead", {}, el("tr", {}, ...["Name", "Key", "Env", "Status", "Created", "Last used", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+          listBody)),
+      el("div", { class: "actions" }, more)),
+    confirmer.dialog,
+  );
+  await load(true);
+}
