@@ -1,0 +1,293 @@
+"""The dashboard in a real browser (headless Chromium), over both deployments: wallet sign-in,
+keys, credits, usage, models, settings and docs — each flow saves a screenshot under
+artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import httpx
+
+from domain import ids
+from projections import keys as keys_projection
+from projections import ledger
+from projections import settings as settings_projection
+from tests.browser.conftest import screenshot_path
+from tests.browser.harness import BrowserWallet, Site
+
+
+async def sign_in(page: Any) -> None:
+    """Keyboard only: focus the button and press Enter."""
+    await page.focus("#signin-button")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("[data-testid=wallet]")
+
+
+async def goto(page: Any, route: str, ready: str) -> None:
+    await page.evaluate(f"window.location.hash = '#/{route}'")
+    await page.wait_for_selector(ready)
+
+
+async def create_key(page: Any, name: str, *, env: str = "test", **fields: str) -> str:
+    await goto(page, "keys", "#create-key-form")
+    await page.fill("#key-name", name)
+    await page.check(f"#env-{env}")
+    if env == "test":
+        await page.select_option("#key-models", ["pryv-echo"])
+    for selector, value in fields.items():
+        await page.fill(f"#{selector}", value)
+    await page.click("#create-key")
+    await page.wait_for_selector("#new-secret")
+    return str(await page.inner_text("[data-testid=secret]"))
+
+
+async def account_keys(site: Site, wallet: BrowserWallet) -> list[keys_projection.KeyRecord]:
+    await site.settled()
+    account = str(ids.account_id(wallet.account.address.lower()))
+    rows = await keys_projection.list_keys(site.platform.read_store, account)
+    return [record for _pos, record in rows]
+
+
+async def test_sign_in(page: Any, site: Site, wallet: BrowserWallet) -> None:
+    await page.wait_for_selector("#signin-button")
+    await page.screenshot(path=screenshot_path("signin", site))
+    await sign_in(page)
+    assert await page.get_attribute("[data-testid=wallet]", "title") == (
+        wallet.account.address.lower()
+    )
+    [message] = wallet.signed
+    host = site.dashboard_url.removeprefix("http://")
+    assert message.startswith(f"{host} wants you to sign in with your Ethereum account:\n")
+    assert f"\n{wallet.account.address}\n" in message  # EIP-55, though the wallet said lower case
+    assert "\nChain ID: 1\n" in message and "\nExpiration Time: " in message
+    await page.wait_for_selector("#create-key-form")
+    await page.screenshot(path=screenshot_path("keys-signed-in", site))
+
+    # The session survives a reload (cookie), and signing out ends it on the server too.
+    await page.reload()
+    await page.wait_for_selector("[data-testid=wallet]")
+    await page.click("#signout")
+    await page.wait_for_selector("#signin-button")
+    status = await page.evaluate("fetch('/app/api/keys').then((r) => r.status)")
+    assert status == 401
+
+
+async def test_create_key_shows_the_secret_once(
+    page: Any, site: Site, wallet: BrowserWallet
+) -> None:
+    await sign_in(page)
+    secret = await create_key(
+        page, "CI key", **{"key-rpm": "60", "key-budget": "25.5", "key-expiry": "30"}
+    )
+    assert re.fullmatch(r"pryv_test_[0-9A-Za-z]{16}_[0-9A-Za-z]{49}", secret)
+    assert "shown" in await page.inner_text("#new-secret")  # the once-only warning
+    await page.click("#copy-secret")
+    await page.wait_for_selector("#status:has-text('copied')")
+    assert await page.evaluate("navigator.clipboard.readText()") == secret
+    await page.screenshot(path=screenshot_path("key-created", site), full_page=True)
+
+    row = page.locator("#keys-body tr", has_text="CI key")
+    await row.wait_for()
+    key_id = secret.split("_")[2]
+    assert await row.get_attribute("data-key-id") == key_id
+    assert f"pryv_test_{key_id}_…{secret[-4:]}" in await row.inner_text()
+    [record] = await account_keys(site, wallet)
+    assert (record.name, record.env, record.models, record.rpm) == (
+        "CI key",
+        "test",
+        ("pryv-echo",),
+        60,
+    )
+    assert record.monthly_budget_micros == 25_500_000 and record.expires_at is not None
+
+    await page.click("#secret-done")
+    assert secret not in await page.content()
+    await page.reload()
+    await page.wait_for_selector("#keys-body tr[data-key-id]")
+    assert secret not in await page.content()
+    assert secret[-4:] in await page.inner_text("#keys-body")
+    await page.screenshot(path=screenshot_path("keys-list", site), full_page=True)
+
+    # The key works against the public API.
+    async with httpx.AsyncClient(base_url=site.api_url) as api:
+        models = await api.get("/v1/models", headers={"Authorization": f"Bearer {secret}"})
+    assert models.status_code == 200 and models.json()["data"][0]["id"] == "pryv-echo"
+
+
+async def test_revoke_key_with_confirmation(page: Any, site: Site, wallet: BrowserWallet) -> None:
+    await sign_in(page)
+    secret = await create_key(page, "Doomed")
+    await page.click("#secret-done")
+    key_id = secret.split("_")[2]
+    revoke = f"button[data-revoke='{key_id}']"
+
+    # Escape cancels the dialog: nothing is signed, the key stays active.
+    signed = len(wallet.signed)
+    await page.click(revoke)
+    await page.wait_for_selector("#revoke-dialog[open]")
+    assert await page.evaluate("document.activeElement.id") == "revoke-cancel"
+    await page.screenshot(path=screenshot_path("revoke-dialog", site))
+    await page.keyboard.press("Escape")
+    await page.wait_for_selector("#revoke-dialog:not([open])", state="attached")
+    assert len(wallet.signed) == signed
+
+    await page.click(revoke)
+    await page.click("#revoke-confirm")
+    row = page.locator(f"#keys-body tr[data-key-id='{key_id}']")
+    await row.locator(".badge.revoked").wait_for()
+    await page.wait_for_selector("#status:has-text('revoked')")
+    assert wallet.signed[-1].startswith(f"Pryv API key mgmt | action=revoke | keyId={key_id} |")
+    [record] = await account_keys(site, wallet)
+    assert record.status == "revoked"
+    await page.screenshot(path=screenshot_path("key-revoked", site), full_page=True)
+    async with httpx.AsyncClient(base_url=site.api_url) as api:
+        refused = await api.get("/v1/models", headers={"Authorization": f"Bearer {secret}"})
+    assert refused.status_code == 401
+
+
+async def test_credits_show_the_balance_after_a_grant(
+    page: Any, site: Site, wallet: BrowserWallet
+) -> None:
+    await sign_in(page)
+    await site.grant(wallet.account.address, "12.5", ref="live-1")
+    await site.grant(wallet.account.address, "3", env="test", ref="test-1")
+    await goto(page, "credits", "#balances")
+    assert await page.inner_text("[data-testid=available-live]") == "$12.50"
+    assert await page.inner_text("[data-testid=available-test]") == "$3.00"
+    # No Stripe on this deployment: said plainly, and the buy buttons are off.
+    notice = await page.inner_text("#billing-unavailable")
+    assert "billing_not_configured" in notice and "pryv credits grant" in notice
+    assert await page.is_disabled("#custom-buy")
+    await page.screenshot(path=screenshot_path("credits", site), full_page=True)
+
+    await site.grant(wallet.account.address, "1", ref="live-2")
+    await page.click("#refresh-balance")
+    await page.wait_for_selector("[data-testid=available-live]:has-text('$13.50')")
+
+
+async def test_usage_ledger_pages_and_chart(page: Any, site: Site, wallet: BrowserWallet) -> None:
+    await sign_in(page)
+    for i in range(11):
+        await site.grant(wallet.account.address, f"{i + 1}", env="test", ref=f"g{i}")
+    secret = await create_key(page, "usage")
+    async with httpx.AsyncClient(base_url=site.api_url, timeout=60) as api:
+        answer = await api.post(
+            "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {secret}", "X-Request-Id": "dash-usage-1"},
+            json={
+                "model": "pryv-echo",
+                "messages": [{"role": "user", "content": "hello"}],
+                "skip_pii_redaction": True,  # usage is the point here, not the PII engine
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    for _ in range(200):  # settlement is recorded just after the answer
+        await site.settled()
+        account = str(ids.account_id(wallet.account.address.lower()))
+        entries = await ledger.ledger_page(site.platform.read_store, account, before=None, limit=20)
+        if any(e["type"] == "usage" for e in entries):
+            break
+        await asyncio.sleep(0.05)
+
+    await goto(page, "usage", "#ledger-body tr[data-entry]")
+    first = await page.locator("#ledger-body tr").all_inner_texts()
+    assert len(first) == 10
+    assert "usage" in first[0] and "pryv-echo" in first[0]
+    assert "\u2212$" in first[0]  # debits show a real minus sign
+    assert await page.is_disabled("#ledger-newer")
+    bars = page.locator("#spend-chart rect.bar-test")
+    assert await bars.count() == 1
+    today = page.locator("#spend-table tbody tr").last  # in a collapsed <details>
+    cells = await today.locator("td").all_text_contents()
+    assert cells[2].startswith("$0.0000") and cells[3] == "1"  # test spend, test requests
+    assert cells[2] in (await page.text_content("#chart-title") or "")
+    await page.screenshot(path=screenshot_path("usage", site), full_page=True)
+
+    await page.click("#ledger-older")
+    await page.wait_for_selector("#ledger-page:has-text('Page 2')")
+    second = await page.locator("#ledger-body tr").all_inner_texts()
+    assert len(second) == 2 and not set(second) & set(first)
+    assert await page.is_disabled("#ledger-older")
+    await page.click("#ledger-newer")
+    await page.wait_for_selector("#ledger-page:has-text('Page 1')")
+    assert await page.locator("#ledger-body tr").all_inner_texts() == first
+
+
+async def test_models_page_lists_the_catalog(page: Any, site: Site) -> None:
+    await goto(page, "models", "#models-table")  # public: no sign-in needed
+    row = await page.inner_text("#models-table tr[data-model='pryv-echo']")
+    assert "$1.00" in row and "$2.00" in row and "16,384" in row and "test keys only" in row
+    await page.screenshot(path=screenshot_path("models", site), full_page=True)
+
+
+async def test_settings_round_trip(page: Any, site: Site, wallet: BrowserWallet) -> None:
+    await sign_in(page)
+    await goto(page, "settings", "#settings-form")
+    assert await page.is_checked("#mode-redact") and await page.is_checked("#entities-default")
+    await page.check("#mode-pseudonymize")
+    await page.uncheck("#entities-default")
+    await page.uncheck("#entity-PHONE_NUMBER")
+    await page.check("#entity-ORGANIZATION")
+    await page.fill("#text-threshold", "0.5")
+    await page.select_option("#face-blur", "light")
+    await page.fill("#pdf-pages", "3")
+    await page.check("#consent-analytics")
+    await page.click("#save-settings")
+    await page.wait_for_selector("#status:has-text('Settings saved')")
+    assert wallet.signed[-1].startswith("Pryv API key mgmt | action=settings | keyId= |")
+
+    await site.settled()
+    account = str(ids.account_id(wallet.account.address.lower()))
+    stored = await settings_projection.read_settings(site.platform.read_store, account)
+    privacy = stored["privacy"]
+    assert privacy["mode"] == "pseudonymize"
+    assert "ORGANIZATION" in privacy["piiEntities"] and "PHONE_NUMBER" not in privacy["piiEntities"]
+    assert privacy["piiConfig"]["text"]["threshold"] == 0.5
+    assert privacy["piiConfig"]["image"]["faces"]["blur"] == "light"
+    assert privacy["piiConfig"]["pdf"]["pages"] == 3
+    assert stored["consent"] == {"analytics": True, "marketing": False}
+
+    await page.reload()
+    await page.wait_for_selector("#settings-form")
+    assert await page.is_checked("#mode-pseudonymize")
+    assert not await page.is_checked("#entities-default")
+    assert not await page.is_checked("#entity-PHONE_NUMBER")
+    assert await page.is_checked("#entity-ORGANIZATION")
+    assert await page.input_value("#text-threshold") == "0.5"
+    assert await page.input_value("#face-blur") == "light"
+    assert await page.is_checked("#consent-analytics")
+    await page.screenshot(path=screenshot_path("settings", site), full_page=True)
+
+
+async def test_docs_show_this_deployments_base_url(page: Any, site: Site) -> None:
+    await goto(page, "docs", "#endpoints-table")
+    assert await page.inner_text("#api-base-url") == site.api_url
+    curl = await page.inner_text("#qs-curl")
+    assert f"curl {site.api_url}/v1/chat/completions" in curl and '"model": "pryv-echo"' in curl
+    endpoints = await page.inner_text("#endpoints-table")
+    assert f"{site.api_url}/v1/chat/completions" in endpoints
+    assert f"{site.api_url}/api/v1/keys" in endpoints and "action=revoke" in endpoints
+    errors = await page.inner_text("#errors-table")
+    for code in ("insufficient_credits", "rate_limit_exceeded_rpm", "SIGNATURE_INVALID"):
+        assert code in errors
+    assert "EMAIL_ADDRESS" in await page.inner_text("#pii-types")
+    await page.screenshot(path=screenshot_path("docs", site), full_page=True)
+
+
+async def test_mobile_width(browser: Any, site: Site, wallet: BrowserWallet) -> None:
+    context = await browser.new_context(viewport={"width": 375, "height": 812})
+    page = await context.new_page()
+    await wallet.install(page)
+    await page.goto(site.dashboard_url)
+    await page.wait_for_selector("body[data-ready=true]")
+    await sign_in(page)
+    for route, ready in (("keys", "#create-key-form"), ("usage", "#ledger-table")):
+        await goto(page, route, ready)
+        overflow = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{route} scrolls sideways at 375 px"
+        await page.screenshot(path=screenshot_path(f"mobile-{route}", site), full_page=True)
+    await context.close()

@@ -1,0 +1,154 @@
+"""The command side over both event stores: SQLite (embedded) and PostgreSQL (production)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from commands.application import PryvApplication
+from commands.results import InvalidCommand, NotFound
+from domain import ids, topics
+from infra.platform import open_application
+from infra.settings import Settings
+from tests.conftest import POSTGRES_URL
+
+WALLET = "0x00000000000000000000000000000000000000aa"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PryvApplication]:
+    if request.param == "sqlite":
+        settings = Settings(data_dir=tmp_path)
+    else:
+        schema = request.getfixturevalue("postgres_schema")
+        settings = Settings(data_dir=tmp_path, database_url=POSTGRES_URL, database_schema=schema)
+    application = open_application(settings)
+    yield application
+    application.close()
+
+
+def topics_in_log(app: PryvApplication) -> list[str]:
+    return [e.topic for e in app.read_log(0, 10_000)]
+
+
+def hold_args(key_id: str = "k" * 16, request_id: str = "req-1") -> dict[str, object]:
+    return dict(
+        key_id=key_id,
+        request_id=request_id,
+        account_id=str(ids.account_id(WALLET)),
+        env="live",
+        amount_micros=1_000,
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        model="m",
+    )
+
+
+def test_commands_return_increasing_positions(app: PryvApplication) -> None:
+    first = app.open_account(WALLET)
+    created = app.create_key(
+        wallet=WALLET,
+        name="k",
+        env="live",
+        models=["m"],
+        rpm=1,
+        tpm=2,
+        monthly_budget_micros=3,
+        expires_at=None,
+        pepper=b"p",
+    )
+    assert first.position is not None and created.result.position is not None
+    assert created.result.position > first.position
+    assert created.result.position == app.max_position()
+
+
+def test_same_purchase_twice_credits_once(app: PryvApplication) -> None:
+    first = app.record_purchase(source_id="cs_1", wallet=WALLET, usd_micros=10_000_000)
+    second = app.record_purchase(source_id="cs_1", wallet=WALLET, usd_micros=10_000_000)
+    assert not first.duplicate and second.duplicate and second.position is None
+    assert topics_in_log(app).count(topics.PURCHASE_COMPLETED) == 1
+
+
+def test_same_hold_twice_holds_once_and_settles_once(app: PryvApplication) -> None:
+    placed = app.place_hold(**hold_args())
+    again = app.place_hold(**hold_args())
+    assert not placed.duplicate and again.duplicate
+    settled = app.settle_hold(
+        placed.aggregate_id, actual_micros=5, tokens_in=1, tokens_out=1, outcome="ok"
+    )
+    resettled = app.settle_hold(
+        placed.aggregate_id, actual_micros=5, tokens_in=1, tokens_out=1, outcome="ok"
+    )
+    assert not settled.duplicate and resettled.duplicate
+    log = topics_in_log(app)
+    assert log.count(topics.HOLD_PLACED) == 1 and log.count(topics.HOLD_SETTLED) == 1
+
+
+def test_concurrent_settlements_of_one_hold_write_one(app: PryvApplication) -> None:
+    """Two writers racing on the same hold collide on the aggregate version: one wins."""
+    placed = app.place_hold(**hold_args())
+    hold_a = app.repository.get(placed.aggregate_id)
+    hold_b = app.repository.get(placed.aggregate_id)
+    a = app.settle_hold(hold_a, actual_micros=1, tokens_in=0, tokens_out=0, outcome="ok")
+    b = app.settle_hold(hold_b, actual_micros=2, tokens_in=0, tokens_out=0, outcome="ok")
+    assert [a.duplicate, b.duplicate] == [False, True]
+    assert topics_in_log(app).count(topics.HOLD_SETTLED) == 1
+
+
+def test_same_grant_ref_grants_once_and_reason_is_required(app: PryvApplication) -> None:
+    kwargs = dict(
+        wallet=WALLET, env="test", amount_micros=5, reason="dev", granted_by="ops", grant_ref="g-1"
+    )
+    assert not app.grant_credits(**kwargs).duplicate  # type: ignore[arg-type]
+    assert app.grant_credits(**kwargs).duplicate  # type: ignore[arg-type]
+    with pytest.raises(InvalidCommand):
+        app.grant_credits(**{**kwargs, "grant_ref": "g-2", "reason": " "})  # type: ignore[arg-type]
+    with pytest.raises(InvalidCommand):
+        app.grant_credits(**{**kwargs, "grant_ref": "g-3", "amount_micros": -1})  # type: ignore[arg-type]
+
+
+def test_revoke_is_owner_only_and_idempotent(app: PryvApplication) -> None:
+    created = app.create_key(
+        wallet=WALLET,
+        name="k",
+        env="test",
+        models=[],
+        rpm=None,
+        tpm=None,
+        monthly_budget_micros=None,
+        expires_at=None,
+        pepper=b"p",
+    )
+    key_id = created.issued.key_id
+    with pytest.raises(NotFound):
+        app.revoke_key(wallet="0x" + "b" * 40, key_id=key_id, reason="x")
+    first = app.revoke_key(wallet=WALLET, key_id=key_id, reason="x")
+    second = app.revoke_key(wallet=WALLET, key_id=key_id, reason="x")
+    assert not first.duplicate and second.duplicate
+    assert topics_in_log(app).count(topics.KEY_REVOKED) == 1
+
+
+def test_expire_holds_settles_only_expired_open_holds(app: PryvApplication) -> None:
+    past = app.place_hold(
+        **{**hold_args(request_id="old"), "expires_at": datetime.now(UTC) - timedelta(seconds=1)}
+    )
+    future = app.place_hold(**hold_args(request_id="new"))
+    phantom = ids.hold_id("k" * 16, "never-placed")
+    report = app.expire_holds([past.aggregate_id, future.aggregate_id, phantom], datetime.now(UTC))
+    assert [r.aggregate_id for r in report.settled] == [past.aggregate_id]
+    assert report.never_placed == [phantom]
+    settled = [e for e in app.read_log(0, 100) if e.topic == topics.HOLD_SETTLED]
+    assert [(e.data["outcome"], e.data["actual_micros"]) for e in settled] == [("expired", 0)]
+    assert app.expire_holds([past.aggregate_id], datetime.now(UTC)).settled == []  # done already
+
+
+def test_log_uses_pinned_topics_and_plain_json(app: PryvApplication) -> None:
+    app.record_purchase(source_id="cs_9", wallet=WALLET, usd_micros=1)
+    envelopes = app.read_log(0, 100)
+    assert [e.topic for e in envelopes] == [topics.ACCOUNT_OPENED, topics.PURCHASE_COMPLETED]
+    assert envelopes[1].data["credits_micros"] == 1
+    stored = app.recorder.select_notifications(start=1, limit=10)
+    assert [n.topic for n in stored] == [topics.ACCOUNT_OPENED, topics.PURCHASE_COMPLETED]
+    assert all(b"domain.aggregates" not in n.state for n in stored)

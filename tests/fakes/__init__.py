@@ -1,0 +1,1 @@
+"""In-process stand-ins for external services (upstream model servers), for tests and benchmarks."""

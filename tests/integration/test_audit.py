@@ -1,0 +1,668 @@
+"""Tamper-evident log, over both deployments: the sealer signs Merkle checkpoints of the raw log,
+`pryv audit verify` passes on an untouched log and names the exact event after a byte of its
+stored state is changed or it is deleted, catches forged checkpoints, and `pryv audit export`
+gives one account's events with leaf hashes and inclusion proofs (and no secret material)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import io
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from cli.audit import (
+    VerifyReport,
+    export_account,
+    run_verify,
+    verify_log,
+    write_export,
+)
+from domain import ids, topics
+from domain.merkle import (
+    Checkpoint,
+    event_leaf_hash,
+    unpack_leaf_records,
+    verify_inclusion,
+)
+from infra.checkpoints import (
+    POSTGRES_TABLE,
+    CheckpointSigner,
+    CheckpointStore,
+    NatsCheckpointPublisher,
+    SqliteCheckpointStore,
+    checkpoint_stream_name,
+    open_checkpoint_store,
+    read_published_checkpoints,
+    sealer_signer,
+    signature_problem,
+    trusted_sealer_address,
+)
+from infra.platform import Platform
+from infra.settings import Settings
+from tests.integration.test_relay_crash import relay_env
+from workers.sealer import Sealer, SealerStateError, raw_reader, running_sealer
+
+ROOT = Path(__file__).resolve().parents[2]
+WALLETS = [f"0x{i:040x}" for i in range(0xA0, 0xA3)]
+EVERY = 7  # events per checkpoint: several checkpoints over a small history
+
+
+def write_history(platform: Platform, tag: str = "") -> None:
+    """Keys (created, limits changed, revoked), purchases, grants, holds and settlements."""
+    app = platform.app
+    for n, wallet in enumerate(WALLETS):
+        key_id = app.create_key(
+            wallet=wallet,
+            name=f"key-{n}{tag}",
+            env="live",
+            models=["m"],
+            rpm=60,
+            tpm=1000,
+            monthly_budget_micros=5_000_000,
+            expires_at=None,
+            pepper=platform.settings.key_pepper,
+        ).issued.key_id
+        app.change_key_limits(wallet=wallet, key_id=key_id, rpm=30)
+        app.record_purchase(source_id=f"cs_{n}{tag}", wallet=wallet, usd_micros=20_000_000)
+        app.grant_credits(
+            wallet=wallet,
+            env="test",
+            amount_micros=1_000_000,
+            reason="dev",
+            granted_by="ops",
+            grant_ref=f"g{n}{tag}",
+        )
+        for r in range(3):
+            placed = app.place_hold(
+                key_id=key_id,
+                request_id=f"r{r}{tag}",
+                account_id=str(ids.account_id(wallet)),
+                env="live",
+                amount_micros=100_000,
+                model="m",
+                expires_at=datetime.now(UTC) + timedelta(minutes=5),
+            )
+            if r < 2:
+                app.settle_hold(
+                    placed.aggregate_id,
+                    actual_micros=1_000 * (r + 1),
+                    tokens_in=10,
+                    tokens_out=r,
+                    outcome="ok",
+                )
+        if n == 0:
+            app.revoke_key(wallet=wallet, key_id=key_id, reason="rotated")
+
+
+@pytest.fixture
+async def store(platform: Platform) -> AsyncIterator[CheckpointStore]:
+    opened = await open_checkpoint_store(platform.settings)
+    yield opened
+    await opened.close()
+    if platform.settings.nats_url:  # the undeletable stream can still be dropped as a whole
+        import nats
+        from nats.js.errors import NotFoundError
+
+        nc = await nats.connect(platform.settings.nats_url)
+        try:
+            with contextlib.suppress(NotFoundError):
+                await nc.jetstream().delete_stream(
+                    checkpoint_stream_name(platform.settings.nats_stream)
+                )
+        finally:
+            await nc.close()
+
+
+async def seal(platform: Platform, store: CheckpointStore, *, every: int = EVERY) -> Sealer:
+    """Seal everything written so far, the way `pryv audit seal --once` does."""
+    publisher = (
+        await NatsCheckpointPublisher.connect(
+            platform.settings.nats_url, platform.settings.nats_stream
+        )
+        if platform.settings.nats_url
+        else None
+    )
+    try:
+        sealer = Sealer(
+            raw_reader(platform.app.recorder),
+            store,
+            sealer_signer(platform.settings, {}),
+            publisher,
+            every_events=every,
+            every_seconds=3600,
+            page_size=5,
+        )
+        await sealer.seal_pending(force=True)
+        return sealer
+    finally:
+        if publisher is not None:
+            await publisher.close()
+
+
+async def verify(platform: Platform, store: CheckpointStore) -> VerifyReport:
+    """In-process verify with tiny pages, so checkpoint ranges straddle page boundaries."""
+    published = None
+    if platform.settings.nats_url:
+        publisher = await NatsCheckpointPublisher.connect(
+            platform.settings.nats_url, platform.settings.nats_stream
+        )
+        try:
+            published = await read_published_checkpoints(
+                publisher.js, platform.settings.nats_stream
+            )
+        finally:
+            await publisher.close()
+    return await verify_log(
+        raw_reader(platform.app.recorder),
+        store,
+        trusted_signer=trusted_sealer_address(platform.settings, {}),
+        decode=platform.app.mapper.to_domain_event,  # type: ignore[arg-type]
+        page_size=5,
+        published=published,
+    )
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    env = relay_env(settings)
+    for name in ("PRYV_SEALER_KEY", "PRYV_SEALER_ADDRESS"):
+        env.pop(name, None)  # the sealer key is the one in the data dir
+    return env
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.audit", *args],
+        env=cli_env(settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# --- raw access to the stored events, as someone with database access would have ----------
+
+
+@contextlib.contextmanager
+def raw_db(settings: Settings) -> Any:
+    if settings.database_url:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            yield conn
+    else:
+        lite = sqlite3.connect(settings.data_dir / "events.sqlite", isolation_level=None)
+        try:
+            yield lite
+        finally:
+            lite.close()
+
+
+def _events_table(settings: Settings) -> sql.Composable:
+    return sql.Identifier(settings.database_schema or "public", "pryv_events")
+
+
+def stored_state(settings: Settings, nid: int) -> bytes:
+    with raw_db(settings) as conn:
+        if settings.database_url:
+            row = conn.execute(
+                sql.SQL("SELECT state FROM {} WHERE notification_id = %s").format(
+                    _events_table(settings)
+                ),
+                (nid,),
+            ).fetchone()
+        else:
+            row = conn.execute("SELECT state FROM stored_events WHERE rowid = ?", (nid,)).fetchone()
+    return bytes(row[0])
+
+
+def overwrite_state(settings: Settings, nid: int, state: bytes) -> None:
+    with raw_db(settings) as conn:
+        if settings.database_url:
+            conn.execute(
+                sql.SQL("UPDATE {} SET state = %s WHERE notification_id = %s").format(
+                    _events_table(settings)
+                ),
+                (state, nid),
+            )
+        else:
+            conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, nid))
+
+
+def delete_event(settings: Settings, nid: int) -> None:
+    with raw_db(settings) as conn:
+        if settings.database_url:
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE notification_id = %s").format(
+                    _events_table(settings)
+                ),
+                (nid,),
+            )
+        else:
+            conn.execute("DELETE FROM stored_events WHERE rowid = ?", (nid,))
+
+
+def rewrite_checkpoint(settings: Settings, checkpoint: Checkpoint) -> None:
+    """Replace a stored checkpoint's signed fields, disabling the append-only guard first."""
+    values = (checkpoint.root_hex, checkpoint.signer, checkpoint.signature, checkpoint.tree_size)
+    if settings.database_url:
+        table = sql.Identifier(settings.database_schema or "public", POSTGRES_TABLE)
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(table))
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET root_hex = %s, signer = %s, signature = %s WHERE tree_size = %s"
+                ).format(table),
+                values,
+            )
+        return
+    table_name = SqliteCheckpointStore.TABLE
+    with sqlite3.connect(settings.data_dir / "checkpoints.sqlite") as conn:
+        conn.execute(f"DROP TRIGGER IF EXISTS {table_name}_no_update")
+        conn.execute(
+            f"UPDATE {table_name} SET root_hex = ?, signer = ?, signature = ? WHERE tree_size = ?",
+            values,
+        )
+
+
+def first_nid(platform: Platform, topic: str, skip: int = 0) -> int:
+    matches = [e.position for e in platform.app.read_log(0, 10_000) if e.topic == topic]
+    return matches[skip]
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+async def test_sealed_log_verifies_in_process_and_from_the_cli(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    write_history(platform)
+    total = len(platform.app.read_log(0, 10_000))
+    sealer = await seal(platform, store)
+    assert sealer.tree_size == total
+    stored = await store.page(0, 1000)
+    sizes = [r.tree_size for r in stored]
+    assert sizes == sorted({*range(EVERY, total + 1, EVERY), total})  # every 7, then the rest
+    assert len(sizes) >= 5
+
+    report = await verify(platform, store)
+    assert report.ok, report.render()
+    assert (report.events, report.sealed_events, report.checkpoints) == (total, total, len(sizes))
+
+    # Resume: another sealer process continues from the stored compact state, not from zero.
+    write_history(platform, tag="-more")
+    sealed = run_cli(platform.settings, "seal", "--once", "--every-events", str(EVERY))
+    assert sealed.returncode == 0, sealed.stderr
+    resumed = json.loads(sealed.stdout)
+    assert resumed["eventsHashed"] == len(platform.app.read_log(0, 10_000)) - total
+    assert resumed["treeSize"] == len(platform.app.read_log(0, 10_000))
+    assert (await verify(platform, store)).ok
+
+    done = run_cli(platform.settings, "verify", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["ok"] and doc["problem"] is None
+    assert doc["signer"] == sealer_signer(platform.settings, {}).address
+    assert doc["eventsPerSecond"] > 0
+    if platform.settings.nats_url:
+        assert doc["publishedCheckpointsChecked"] == len(await store.page(0, 1000))
+
+
+async def test_running_sealer_checkpoints_on_time_and_on_stop(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    app = platform.app
+    wallet = WALLETS[1]
+    async with running_sealer(app, platform.settings, every_events=1000, every_seconds=0.2):
+        app.grant_credits(
+            wallet=wallet, env="live", amount_micros=1, reason="r", granted_by="t", grant_ref="a"
+        )
+        size = app.max_position()
+        for _ in range(100):  # fewer than every_events: sealed once every_seconds have passed
+            latest = await store.latest()
+            if latest and latest.tree_size == size:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("no time-based checkpoint")
+        app.grant_credits(
+            wallet=wallet, env="live", amount_micros=1, reason="r", granted_by="t", grant_ref="b"
+        )
+    latest = await store.latest()  # stopping sealed the pending event
+    assert latest is not None and latest.tree_size == len(app.read_log(0, 100))
+    assert (await verify(platform, store)).ok
+
+
+async def test_one_changed_byte_in_one_events_state_is_named_exactly(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    write_history(platform)
+    await seal(platform, store)
+    target = first_nid(platform, topics.PURCHASE_COMPLETED, skip=1)
+    original = stored_state(platform.settings, target)
+    digit = original.index(b'"usd_micros":2') + len(b'"usd_micros":')
+    tampered = original[:digit] + b"9" + original[digit + 1 :]  # 20 USD -> 90 USD, still JSON
+    assert len(tampered) == len(original) and tampered != original
+    overwrite_state(platform.settings, target, tampered)
+    (decoded,) = platform.app.read_log(target - 1, 1)  # it still decodes: only the tree knows
+    assert decoded.position == target and decoded.data["usd_micros"] == 90_000_000
+
+    report = await verify(platform, store)
+    assert not report.ok
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.notification_id) == ("changed", target)
+    assert report.problem.topic == topics.PURCHASE_COMPLETED
+    assert report.problem.originator_version == 1
+    assert report.problem.checkpoint_size is not None  # the checkpoint that sealed it
+
+    done = run_cli(platform.settings, "verify", "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    problem = json.loads(done.stdout)["problem"]
+    assert (problem["kind"], problem["notificationId"]) == ("changed", target)
+    text = run_cli(platform.settings, "verify")
+    assert text.returncode == 1
+    assert f"FAILED: event {target} (originator" in text.stdout
+
+    overwrite_state(platform.settings, target, original)  # put it back: clean again
+    assert (await verify(platform, store)).ok
+
+
+async def test_sqlite_state_retyped_as_text_is_named(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    """SQLite is dynamically typed: `replace()` on the BLOB column stores TEXT."""
+    if platform.settings.database_url:
+        pytest.skip("PostgreSQL's bytea column has one type")
+    write_history(platform)
+    await seal(platform, store)
+    target = first_nid(platform, topics.GRANT_GRANTED, skip=2)
+    with raw_db(platform.settings) as conn:
+        conn.execute(
+            "UPDATE stored_events SET state = CAST(state AS TEXT) WHERE rowid = ?", (target,)
+        )
+    report = await verify(platform, store)  # same bytes, other type: still named
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.notification_id) == ("changed", target)
+    assert "stored as str" in report.problem.message
+    with raw_db(platform.settings) as conn:
+        conn.execute(
+            "UPDATE stored_events SET state = replace(state, '\"dev\"', '\"DEV\"') WHERE rowid = ?",
+            (target,),
+        )
+    report = await verify(platform, store)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.notification_id) == ("changed", target)
+    assert "differs from what checkpoint" in report.problem.message
+
+
+async def test_a_deleted_event_is_named(platform: Platform, store: CheckpointStore) -> None:
+    write_history(platform)
+    await seal(platform, store)
+    target = first_nid(platform, topics.KEY_LIMITS_CHANGED, skip=1)
+    delete_event(platform.settings, target)
+    report = await verify(platform, store)
+    assert report.problem is not None, report.render()
+    assert (report.problem.kind, report.problem.notification_id) == ("missing", target)
+    done = run_cli(platform.settings, "verify", "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["problem"]["notificationId"] == target
+
+
+async def test_truncating_the_sealed_log_is_detected(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    write_history(platform)
+    await seal(platform, store)
+    last = platform.app.max_position()
+    delete_event(platform.settings, last)
+    report = await verify(platform, store)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.notification_id) == ("truncated", last)
+
+
+async def test_forged_checkpoints_are_detected(platform: Platform, store: CheckpointStore) -> None:
+    write_history(platform)
+    await seal(platform, store)
+    victim = (await store.page(0, 1000))[2].checkpoint
+    forger = CheckpointSigner("0x" + "42" * 32)
+
+    # 1. a garbled signature
+    rewrite_checkpoint(platform.settings, dataclasses.replace(victim, signature="0x" + "00" * 65))
+    report = await verify(platform, store)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.checkpoint_size) == ("checkpoint", victim.tree_size)
+
+    # 2. an event changed and its checkpoint re-signed by another key (recording that key):
+    #    the signature is valid, but not the sealer's
+    target = unpack_leaf_records((await store.page(0, 1000))[2].leaves)[0][0]
+    overwrite_state(platform.settings, target, stored_state(platform.settings, target) + b" ")
+    forged = forger.checkpoint(
+        victim.tree_size, "ab" * 32, victim.last_notification_id, victim.created_at
+    )
+    rewrite_checkpoint(platform.settings, forged)
+    report = await verify(platform, store)
+    assert report.problem is not None
+    assert "not by the sealer" in report.problem.message
+    assert report.problem.checkpoint_size == victim.tree_size
+    done = run_cli(platform.settings, "verify", "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["problem"]["checkpointSize"] == victim.tree_size
+    # an auditor pinning the forger's address instead sees the data mismatch
+    pinned = await run_verify(platform.settings, signer=forger.address)
+    assert pinned.problem is not None and pinned.problem.checkpoint_size is not None
+
+    # 3. a sealer never extends a tree its key did not sign
+    latest = await store.latest()
+    assert latest is not None
+    rewrite_checkpoint(
+        platform.settings,
+        forger.checkpoint(
+            latest.tree_size,
+            latest.checkpoint.root_hex,
+            latest.checkpoint.last_notification_id,
+            latest.checkpoint.created_at,
+        ),
+    )
+    with pytest.raises(SealerStateError, match="not by the sealer"):
+        await seal(platform, store)
+
+
+async def test_a_resealed_store_is_caught_by_the_published_checkpoints(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    """With the sealer key itself stolen, an attacker can re-seal a rewritten log; the
+    checkpoints already on the undeletable stream still disagree."""
+    if not platform.settings.nats_url:
+        pytest.skip("needs the NATS checkpoint stream")
+    write_history(platform)
+    await seal(platform, store)
+    target = first_nid(platform, topics.GRANT_GRANTED)
+    original = stored_state(platform.settings, target)
+    overwrite_state(platform.settings, target, original.replace(b'"dev"', b'"DEV"'))
+    table = sql.Identifier(platform.settings.database_schema or "public", POSTGRES_TABLE)
+    with psycopg.connect(platform.settings.database_url or "", autocommit=True) as conn:
+        conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(table))
+        conn.execute(sql.SQL("DELETE FROM {}").format(table))
+    resealer = Sealer(
+        raw_reader(platform.app.recorder),
+        store,
+        sealer_signer(platform.settings, {}),  # the real key
+        None,  # and not publishing
+        every_events=EVERY,
+        every_seconds=3600,
+    )
+    await resealer.seal_pending(force=True)
+    report = await verify(platform, store)
+    assert report.problem is not None
+    assert "differs from the published" in report.problem.message
+
+
+async def test_checkpoint_stream_is_undeletable(platform: Platform, store: CheckpointStore) -> None:
+    if not platform.settings.nats_url:
+        pytest.skip("needs NATS")
+    write_history(platform)
+    await seal(platform, store)
+    publisher = await NatsCheckpointPublisher.connect(
+        platform.settings.nats_url, platform.settings.nats_stream
+    )
+    try:
+        name = checkpoint_stream_name(platform.settings.nats_stream)
+        info = await publisher.js.stream_info(name)
+        assert info.config.deny_delete and info.config.deny_purge
+        assert not info.config.max_age
+        published = await read_published_checkpoints(publisher.js, platform.settings.nats_stream)
+        assert published == [r.checkpoint for r in await store.page(0, 1000, with_leaves=False)]
+        assert all(
+            signature_problem(c, trusted_sealer_address(platform.settings, {})) is None
+            for c in published
+        )
+        import nats.js.errors
+
+        with pytest.raises(nats.js.errors.APIError):
+            await publisher.js.delete_msg(name, 1)
+        with pytest.raises(nats.js.errors.APIError):
+            await publisher.js.purge_stream(name)
+        # a restarted sealer with nothing new publishes nothing twice
+        await seal(platform, store)
+        assert len(
+            await read_published_checkpoints(publisher.js, platform.settings.nats_stream)
+        ) == len(published)
+        # checkpoints stored while NATS was unreachable are published by the next sealer
+        write_history(platform, tag="-outage")
+        offline = Sealer(
+            raw_reader(platform.app.recorder),
+            store,
+            sealer_signer(platform.settings, {}),
+            None,
+            every_events=EVERY,
+        )
+        await offline.seal_pending(force=True)
+        assert offline.checkpoints_written > 1
+        await seal(platform, store)
+        stored = [r.checkpoint for r in await store.page(0, 1000, with_leaves=False)]
+        assert len(stored) == len(published) + offline.checkpoints_written
+        assert (
+            await read_published_checkpoints(publisher.js, platform.settings.nats_stream) == stored
+        )
+    finally:
+        await publisher.close()
+
+
+async def test_unsealed_events_are_still_checked(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    write_history(platform)
+    await seal(platform, store)
+    write_history(platform, tag="-later")  # not sealed
+    log = platform.app.read_log(0, 10_000)
+    revoked = [e for e in log if e.topic == topics.KEY_REVOKED][-1]
+    (limits,) = [
+        e
+        for e in log
+        if e.topic == topics.KEY_LIMITS_CHANGED and e.originator_id == revoked.originator_id
+    ]
+    overwrite_state(platform.settings, limits.position, b"\xff not json")
+    report = await verify(platform, store)
+    assert report.problem is not None
+    assert (report.problem.kind, report.problem.notification_id) == ("decode", limits.position)
+
+    delete_event(platform.settings, limits.position)
+    report = await verify(platform, store)
+    assert report.problem is not None
+    # the key's LimitsChanged (version 2) is gone, so its Revoked (version 3) follows version 1
+    assert (report.problem.kind, report.problem.notification_id) == ("version", revoked.position)
+    assert "version 2 is missing" in report.problem.message
+
+
+async def test_export_one_account_with_leaf_hashes_and_proofs(
+    platform: Platform, store: CheckpointStore, tmp_path: Path
+) -> None:
+    write_history(platform)
+    await seal(platform, store)
+    write_history(platform, tag="-unsealed")
+    wallet = WALLETS[0]
+    account = ids.account_id(wallet)
+    result = await export_account(platform.app, store, account)
+
+    # expected: every event of an aggregate that is the account or carries its account_id
+    members = {str(account)}
+    expected = []
+    for e in platform.app.read_log(0, 10_000):
+        if e.data.get("account_id") == str(account):
+            members.add(e.originator_id)
+        if e.originator_id in members:
+            expected.append(e.position)
+    assert [x.notification_id for x in result.events] == expected
+    found_topics = {x.topic for x in result.events}
+    assert {
+        topics.ACCOUNT_OPENED,
+        topics.KEY_CREATED,
+        topics.KEY_LIMITS_CHANGED,
+        topics.KEY_REVOKED,
+        topics.PURCHASE_COMPLETED,
+        topics.GRANT_GRANTED,
+        topics.HOLD_PLACED,
+        topics.HOLD_SETTLED,
+    } <= found_topics
+
+    buffer = io.StringIO()
+    write_export(result.events, "jsonl", buffer)
+    assert "secret_hash" not in buffer.getvalue()
+    lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    signer = trusted_sealer_address(platform.settings, {})
+    proven = 0
+    for line in lines:
+        assert line["data"].get("account_id", str(account)) == str(account) or (
+            line["originatorId"] in members
+        )
+        if line["stateRedacted"]:
+            assert line["topic"] == topics.KEY_CREATED and line["state"] is None
+        else:  # an auditor recomputes the leaf from the exported row alone
+            leaf = event_leaf_hash(
+                line["notificationId"],
+                line["originatorId"],
+                line["originatorVersion"],
+                line["topic"],
+                base64.b64decode(line["state"]),
+            )
+            assert leaf.hex() == line["leafHash"]
+        if line["inclusion"] is None:
+            continue
+        checkpoint = Checkpoint.from_dict(line["inclusion"]["checkpoint"])
+        assert signature_problem(checkpoint, signer) is None
+        assert verify_inclusion(
+            bytes.fromhex(line["leafHash"]),
+            line["leafIndex"],
+            checkpoint.tree_size,
+            [bytes.fromhex(p) for p in line["inclusion"]["path"]],
+            checkpoint.root,
+        )
+        proven += 1
+    assert 0 < proven < len(lines)  # the unsealed tail has no proof yet
+
+    # the time window filters by event timestamp
+    future = await export_account(
+        platform.app, store, account, start=datetime.now(UTC) + timedelta(days=1)
+    )
+    assert future.events == []
+
+    # the CLI, by wallet, to a CSV file
+    out = tmp_path / "account.csv"
+    done = run_cli(
+        platform.settings, "export", "--account", wallet, "--format", "csv", "--output", str(out)
+    )
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "secret_hash" not in text
+    assert len(text.strip().splitlines()) == 1 + len(expected)

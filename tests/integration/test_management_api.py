@@ -1,0 +1,210 @@
+"""Wallet-signed management API over both deployments (embedded, and PostgreSQL+NATS+Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from domain.api_keys import hash_api_key, parse_api_key
+from infra.platform import Platform
+from projections import keys as keys_projection
+from tests.wallets import STALE, SigningWallet
+from workers.embedded import running_workers
+
+
+@pytest.fixture
+async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(platform)
+    async with running_workers(platform):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pryv.test") as c:
+            yield c
+
+
+async def create_key(
+    client: httpx.AsyncClient, wallet: SigningWallet, **body: Any
+) -> dict[str, Any]:
+    response = await client.post("/api/v1/keys", json={**wallet.fields("create"), **body})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_create_list_revoke_roundtrip(client: httpx.AsyncClient, platform: Platform) -> None:
+    wallet = SigningWallet.create()
+    created = await create_key(
+        client,
+        wallet,
+        name="Production key",
+        models=["pryv-echo"],
+        rpm=60,
+        monthlyBudgetUsd="25.50",
+        expiresInDays=30,
+    )
+    token = created["key"]
+    parsed = parse_api_key(token)
+    assert created["id"] == parsed.key_id
+    assert created["prefix"] == parsed.prefix and created["last4"] == token[-4:]
+    assert created["monthlyBudgetMicros"] == 25_500_000
+    assert created["status"] == "active"
+
+    listed = await client.get("/api/v1/keys", headers=wallet.headers("list"))
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["data"]
+    assert item["id"] == parsed.key_id and item["name"] == "Production key"
+    assert "key" not in item and token not in listed.text  # the secret is never shown again
+
+    revoked = await client.request(
+        "DELETE", f"/api/v1/keys/{parsed.key_id}", json=wallet.fields("revoke", parsed.key_id)
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["status"] == "revoked" and revoked.json()["deleted"] is True
+    # Read-your-writes: the key index already says revoked, with the bus in between.
+    record = await keys_projection.read_key_by_hash(
+        platform.read_store, hash_api_key(platform.settings.key_pepper, token)
+    )
+    assert record is not None and record.status == "revoked"
+
+
+async def test_list_is_paginated_newest_first(client: httpx.AsyncClient) -> None:
+    wallet = SigningWallet.create()
+    ids = [(await create_key(client, wallet, name=f"k{i}"))["id"] for i in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await client.get("/api/v1/keys", params=params, headers=wallet.headers("list"))
+        ).json()
+        seen += [item["id"] for item in page["data"]]
+        if not page["hasMore"]:
+            break
+        cursor = page["nextCursor"]
+    assert seen == list(reversed(ids))
+
+
+@pytest.mark.parametrize(
+    ("case", "code"),
+    [
+        ("wrong_action", "ACTION_MISMATCH"),
+        ("wrong_key_id", "KEY_ID_MISMATCH"),
+        ("replayed_nonce", "NONCE_REPLAY"),
+        ("stale_ts", "TIMESTAMP_EXPIRED"),
+        ("other_signer", "SIGNATURE_INVALID"),
+        ("garbage_signature", "SIGNATURE_VERIFY_ERROR"),
+    ],
+)
+async def test_wallet_checks_each_have_their_code(
+    client: httpx.AsyncClient, case: str, code: str
+) -> None:
+    wallet = SigningWallet.create()
+    key_id = (await create_key(client, wallet))["id"]
+    fields = {
+        "wrong_action": lambda: wallet.fields("list", key_id),
+        "wrong_key_id": lambda: wallet.fields("revoke", "AAAAAAAAAAAAAAAA"),
+        "replayed_nonce": lambda: wallet.fields("revoke", key_id, nonce="reused-nonce-1"),
+        "stale_ts": lambda: wallet.fields("revoke", key_id, ts=datetime.now(UTC) - STALE),
+        "other_signer": lambda: wallet.fields("revoke", key_id, signer=SigningWallet.create()),
+        "garbage_signature": lambda: {**wallet.fields("revoke", key_id), "signature": "0x1234"},
+    }[case]()
+    if case == "replayed_nonce":
+        first = await client.get(
+            "/api/v1/billing/balance",
+            headers=wallet.headers("balance", nonce="reused-nonce-1"),
+        )
+        assert first.status_code == 200
+    response = await client.request("DELETE", f"/api/v1/keys/{key_id}", json=fields)
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["code"] == code
+    # ...and the key is untouched.
+    listed = await client.get("/api/v1/keys", headers=wallet.headers("list"))
+    assert listed.json()["data"][0]["status"] == "active"
+
+
+async def test_missing_wallet_auth_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/keys")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "missing_wallet_auth"
+
+
+async def test_another_wallet_cannot_touch_my_keys(client: httpx.AsyncClient) -> None:
+    mine, theirs = SigningWallet.create(), SigningWallet.create()
+    key_id = (await create_key(client, mine))["id"]
+    # A perfectly valid signature, by the other wallet, for my key id.
+    attempt = await client.request(
+        "DELETE", f"/api/v1/keys/{key_id}", json=theirs.fields("revoke", key_id)
+    )
+    assert attempt.status_code == 404
+    assert attempt.json()["error"]["code"] == "key_not_found"
+    their_list = await client.get("/api/v1/keys", headers=theirs.headers("list"))
+    assert their_list.json()["data"] == []
+    my_list = await client.get("/api/v1/keys", headers=mine.headers("list"))
+    assert my_list.json()["data"][0]["status"] == "active"
+
+
+async def test_balance_and_ledger_after_grant_and_purchase(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    import asyncio
+
+    wallet = SigningWallet.create()
+    await asyncio.to_thread(
+        platform.app.grant_credits,
+        wallet=wallet.address,
+        env="live",
+        amount_micros=5_000_000,
+        reason="welcome",
+        granted_by="test",
+        grant_ref="g-1",
+    )
+    result = await asyncio.to_thread(
+        platform.app.record_purchase,
+        source_id="cs_test_1",
+        wallet=wallet.address,
+        usd_micros=10_000_000,
+    )
+    from projections.positions import wait_until_applied
+
+    assert result.position is not None
+    assert await wait_until_applied(platform.read_store, "ledger", result.position, 5)
+    bal = (await client.get("/api/v1/billing/balance", headers=wallet.headers("balance"))).json()
+    assert bal["balanceMicros"] == 15_000_000 and bal["availableUsd"] == "15.000000"
+    assert bal["test"]["balanceMicros"] == 0
+    page = (
+        await client.get(
+            "/api/v1/billing/ledger", params={"limit": 1}, headers=wallet.headers("ledger")
+        )
+    ).json()
+    assert [e["type"] for e in page["data"]] == ["purchase"] and page["hasMore"]
+    older = (
+        await client.get(
+            "/api/v1/billing/ledger",
+            params={"cursor": page["nextCursor"]},
+            headers=wallet.headers("ledger"),
+        )
+    ).json()
+    assert [(e["type"], e["sourceId"]) for e in older["data"]] == [("grant", "g-1")]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"env": "prod"}, "env"),
+        ({"rpm": 0}, "rpm"),
+        ({"monthlyBudgetUsd": "1.0000001"}, "monthlyBudgetUsd"),
+        ({"expiresAt": "2001-01-01T00:00:00Z"}, "expiresAt"),
+        ({"unknownField": 1}, "unknownField"),
+        ({"models": "gpt"}, "models"),
+    ],
+)
+async def test_bad_create_bodies_are_400(
+    client: httpx.AsyncClient, body: dict[str, Any], param: str
+) -> None:
+    wallet = SigningWallet.create()
+    response = await client.post("/api/v1/keys", json={**wallet.fields("create"), **body})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
