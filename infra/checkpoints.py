@@ -45,6 +45,7 @@ from domain.merkle import Checkpoint, checkpoint_payload
 from domain.wallet_messages import WalletAuthError
 from infra.bus import BusUnavailable
 from infra.bus_nats import default_subject_prefix
+from infra.postgres_ddl import take_ddl_lock
 from infra.settings import Settings
 from infra.wallet_signatures import recover_signer
 
@@ -321,6 +322,7 @@ class PostgresCheckpointStore:
     async def _create(self) -> None:
         function = sql.Identifier(self._schema, f"{POSTGRES_TABLE}_append_only")
         async with self._pool.connection() as conn:
+            await take_ddl_lock(conn)
             await conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (tree_size BIGINT PRIMARY KEY,"

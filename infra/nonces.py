@@ -18,6 +18,8 @@ from typing import Protocol
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from infra.postgres_ddl import take_ddl_lock
+
 NONCE_TTL = timedelta(minutes=15)
 _PURGE_EVERY = 1000  # claims between purges of expired rows
 
@@ -75,6 +77,7 @@ class PostgresNonceStore:
         await pool.open(wait=True, timeout=5)
         store = cls(pool, schema or "public")
         async with pool.connection() as conn:
+            await take_ddl_lock(conn)
             await conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} (wallet TEXT NOT NULL, nonce TEXT NOT NULL,"

@@ -25,6 +25,7 @@ from infra.bus import EventBus
 from infra.bus_memory import MemoryBus
 from infra.event_store import event_store_env
 from infra.nonces import NonceStore, PostgresNonceStore, SqliteNonceStore
+from infra.postgres_ddl import ddl_lock
 from infra.read_store_memory import MemoryReadStore
 from infra.settings import Settings
 from infra.stripe_billing import StripeBilling
@@ -63,9 +64,12 @@ def ensure_schema(url: str, schema: str) -> None:
 
 
 def open_application(settings: Settings) -> PryvApplication:
-    if settings.database_url and settings.database_schema:
-        ensure_schema(settings.database_url, settings.database_schema)
-    return PryvApplication(event_store_env(settings))
+    if not settings.database_url:
+        return PryvApplication(event_store_env(settings))
+    with ddl_lock(settings.database_url):  # eventsourcing creates its tables in __init__
+        if settings.database_schema:
+            ensure_schema(settings.database_url, settings.database_schema)
+        return PryvApplication(event_store_env(settings))
 
 
 async def open_platform(settings: Settings) -> Platform:
