@@ -31,6 +31,8 @@ log = logging.getLogger("pryv.billing")
 router = APIRouter(prefix="/api/v1/billing", tags=["billing"])
 
 PURCHASE_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+DISPUTE_WITHDRAWN_EVENTS = ("charge.dispute.created", "charge.dispute.funds_withdrawn")
+DISPUTE_REINSTATED_EVENTS = ("charge.dispute.funds_reinstated", "charge.dispute.closed")
 
 
 def _platform(request: Request) -> Platform:
@@ -174,14 +176,24 @@ async def _refund(platform: Platform, charge: dict[str, Any]) -> CommandResult |
     )
 
 
-async def _dispute(platform: Platform, dispute: dict[str, Any]) -> CommandResult | str:
+async def _dispute(platform: Platform, kind: str, dispute: dict[str, Any]) -> CommandResult | str:
+    """Debit when Stripe withdraws a dispute's funds, credit back once if it reinstates them.
+
+    Funds move at `created` for a chargeback, at `funds_withdrawn` when an inquiry escalates,
+    and come back with `funds_reinstated` / `closed` as won. An inquiry ("warning_*" status)
+    withdraws nothing, so its `created` is not a debit.
+    """
+    status = str(dispute.get("status") or "")
+    if kind == "charge.dispute.created" and status.startswith("warning_"):
+        return "ignored: an inquiry withdraws no funds"
+    if kind == "charge.dispute.closed" and status != "won":
+        return f"ignored: dispute closed as {status or 'unknown'}"
     metadata = await _payment_metadata(platform, dispute)
     wallet = metadata.get("pryv_wallet")
     if not wallet:
         return "ignored: not a Pryv payment"
     usd = int(dispute["amount"]) * 10_000
-    return await asyncio.to_thread(
-        platform.app.record_dispute,
+    fields: dict[str, Any] = dict(
         dispute_id=str(dispute["id"]),
         charge_id=str(dispute.get("charge") or ""),
         payment_intent=dispute.get("payment_intent"),
@@ -190,6 +202,11 @@ async def _dispute(platform: Platform, dispute: dict[str, Any]) -> CommandResult
         credits_micros=_credits(metadata, usd),
         reason=str(dispute.get("reason") or ""),
     )
+    if kind in DISPUTE_REINSTATED_EVENTS:
+        return await asyncio.to_thread(
+            platform.app.record_dispute_reinstated, status=status, **fields
+        )
+    return await asyncio.to_thread(platform.app.record_dispute, **fields)
 
 
 @router.post("/webhook")
@@ -210,8 +227,8 @@ async def webhook(request: Request) -> dict[str, Any]:
             outcome = await _purchase(platform, obj)
         elif kind == "charge.refunded":
             outcome = await _refund(platform, obj)
-        elif kind == "charge.dispute.created":
-            outcome = await _dispute(platform, obj)
+        elif kind in DISPUTE_WITHDRAWN_EVENTS or kind in DISPUTE_REINSTATED_EVENTS:
+            outcome = await _dispute(platform, kind, obj)
         else:
             outcome = "ignored: event type not used"
     except BillingUnavailable as exc:

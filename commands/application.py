@@ -378,6 +378,53 @@ class PryvApplication(Application[UUID]):
         self._ensure_account(wallet)
         return self._save_new(dispute)
 
+    def record_dispute_reinstated(
+        self,
+        *,
+        dispute_id: str,
+        charge_id: str,
+        payment_intent: str | None,
+        wallet: str,
+        usd_micros: int,
+        credits_micros: int,
+        reason: str,
+        status: str,
+    ) -> CommandResult:
+        """Give a won dispute's credit back, once. A dispute we never saw opened (its webhook
+        lost or still on its way) is opened first, so the ledger shows the withdrawal and the
+        reinstatement and their sum is zero; the late `created` is then a duplicate."""
+        wallet = wallet.lower()
+        aggregate_id = ids.dispute_id(dispute_id)
+        for _attempt in range(3):
+            try:
+                dispute: ChargeDispute = self._get(ChargeDispute, aggregate_id)
+                new = False
+            except NotFound:
+                try:
+                    dispute = ChargeDispute(
+                        dispute_id=dispute_id,
+                        charge_id=charge_id,
+                        payment_intent=payment_intent,
+                        account_id=str(ids.account_id(wallet)),
+                        wallet=wallet,
+                        usd_micros=usd_micros,
+                        credits_micros=credits_micros,
+                        reason=reason,
+                    )
+                except DomainRuleViolation as exc:
+                    raise InvalidCommand(str(exc)) from exc
+                new = True
+            if not dispute.reinstate(status):
+                return CommandResult(aggregate_id, None, duplicate=True)
+            if new:
+                self._ensure_account(wallet)
+            try:
+                recordings = self.save(dispute)
+            except IntegrityError:
+                continue  # a concurrent delivery opened or reinstated it: look again
+            return CommandResult(aggregate_id, recordings[-1].notification.id)
+        raise InvalidCommand(f"dispute {dispute_id} kept colliding; retry the webhook")
+
     # --- holds ------------------------------------------------------------------------------
 
     def new_hold(

@@ -242,7 +242,8 @@ class ChargeRefunds(Aggregate):
 
 
 class ChargeDispute(Aggregate):
-    """A chargeback opened on a card charge: the disputed credit is taken back at once."""
+    """A chargeback on a card charge: the disputed credit is taken back when Stripe withdraws
+    the funds, and given back once if Stripe reinstates them (the dispute was won)."""
 
     @staticmethod
     def create_id(dispute_id: str) -> UUID:
@@ -270,6 +271,33 @@ class ChargeDispute(Aggregate):
         self.usd_micros = usd_micros
         self.credits_micros = credits_micros
         self.reason = reason
+        self.reinstated = False
+
+    def reinstate(self, status: str) -> bool:
+        """Give the withdrawn credit back; False when it already was (a redelivery)."""
+        if self.reinstated:
+            return False
+        self._reinstated(
+            account_id=self.account_id,
+            dispute_id=self.dispute_id,
+            charge_id=self.charge_id,
+            usd_micros=self.usd_micros,
+            credits_micros=self.credits_micros,
+            status=status,
+        )
+        return True
+
+    @event("Reinstated")
+    def _reinstated(
+        self,
+        account_id: str,
+        dispute_id: str,
+        charge_id: str,
+        usd_micros: int,
+        credits_micros: int,
+        status: str,
+    ) -> None:
+        self.reinstated = True
 
 
 SETTLEMENT_OUTCOMES = ("ok", "client_abort", "upstream_error", "expired")

@@ -19,9 +19,7 @@ class Finding:
 
 
 class TextAnalyzer(Protocol):
-    def analyze(
-        self, text: str, entities: Sequence[str] | None, threshold: float
-    ) -> list[Finding]:
+    def analyze(self, text: str, entities: Sequence[str] | None, threshold: float) -> list[Finding]:
         """Entities in `text` (all supported types when `entities` is None) scoring >= threshold,
         without overlaps (the higher score, then the longer span, wins)."""
         ...

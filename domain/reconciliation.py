@@ -2,7 +2,8 @@
 
 Pure: callers gather both sides (event log; Stripe API or its balance-transaction CSV export)
 into `PaymentFact`s and this module matches them. Keys: a charge by its PaymentIntent, refunds
-by charge (cumulative), a dispute by its id — the ids both sides know.
+by charge (cumulative), a dispute and its reversal (a won dispute) by the dispute's id — the ids
+both sides know.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class Kind(StrEnum):
     CHARGE = "charge"
     REFUND = "refund"
     DISPUTE = "dispute"
+    DISPUTE_REVERSAL = "dispute_reversal"
 
 
 class Status(StrEnum):
@@ -29,8 +31,8 @@ class Status(StrEnum):
 @dataclass(frozen=True)
 class PaymentFact:
     kind: Kind
-    key: str  # payment intent (charge), charge id (refund), dispute id (dispute)
-    usd_micros: int  # always positive: money in for charges, money out otherwise
+    key: str  # payment intent (charge), charge id (refund), dispute id (dispute, reversal)
+    usd_micros: int  # always positive: money in for charges and reversals, out otherwise
     reference: str = ""  # checkout session, balance transaction id, ... (for people)
 
 

@@ -26,6 +26,7 @@ GRANT_GRANTED = "pryv.CreditGrant.Granted.v1"
 REFUNDS_OPENED = "pryv.ChargeRefunds.Opened.v1"
 REFUNDED = "pryv.ChargeRefunds.Refunded.v1"
 DISPUTE_OPENED = "pryv.ChargeDispute.Opened.v1"
+DISPUTE_REINSTATED = "pryv.ChargeDispute.Reinstated.v1"
 HOLD_PLACED = "pryv.UsageHold.Placed.v1"
 HOLD_SETTLED = "pryv.UsageHold.Settled.v1"
 
@@ -47,6 +48,7 @@ EVENT_TOPICS: dict[type, str] = {
     _event_class(ChargeRefunds, "Opened"): REFUNDS_OPENED,
     _event_class(ChargeRefunds, "Refunded"): REFUNDED,
     _event_class(ChargeDispute, "Opened"): DISPUTE_OPENED,
+    _event_class(ChargeDispute, "Reinstated"): DISPUTE_REINSTATED,
     _event_class(UsageHold, "Placed"): HOLD_PLACED,
     _event_class(UsageHold, "Settled"): HOLD_SETTLED,
 }

@@ -178,9 +178,9 @@ def facts_from_csv(path: Path) -> list[PaymentFact]:
                 facts.append(PaymentFact(Kind.CHARGE, row["payment_intent_id"], amount, txn))
             elif category == "refund":
                 facts.append(PaymentFact(Kind.REFUND, row["charge_id"], amount, txn))
-            elif category == "dispute":
+            elif category in ("dispute", "dispute_reversal"):
                 key = row.get("dispute_id") or row["source_id"]
-                facts.append(PaymentFact(Kind.DISPUTE, key, amount, txn))
+                facts.append(PaymentFact(Kind(category), key, amount, txn))
     return facts
 
 
@@ -198,6 +198,6 @@ def facts_from_balance_transactions(rows: list[dict[str, Any]]) -> list[PaymentF
             facts.append(PaymentFact(Kind.CHARGE, str(key), amount, txn))
         elif category == "refund":
             facts.append(PaymentFact(Kind.REFUND, str(source.get("charge") or ""), amount, txn))
-        elif category == "dispute":
-            facts.append(PaymentFact(Kind.DISPUTE, str(source.get("id") or ""), amount, txn))
+        elif category in ("dispute", "dispute_reversal"):
+            facts.append(PaymentFact(Kind(category), str(source.get("id") or ""), amount, txn))
     return facts

@@ -52,6 +52,9 @@ def project(event: EventEnvelope) -> list[Op]:
         # already spent it), which blocks further spending until credit is added.
         account = data["account_id"]
         return [IncrField(balance_key(account, "live"), "debited", data["credits_micros"])]
+    if event.topic == topics.DISPUTE_REINSTATED:
+        account = data["account_id"]
+        return [IncrField(balance_key(account, "live"), "credited", data["credits_micros"])]
     if event.topic == topics.HOLD_PLACED:
         return [open_hold(event.originator_id, data)]
     if event.topic == topics.HOLD_SETTLED:

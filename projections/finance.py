@@ -25,11 +25,17 @@ def payment_facts(events: Iterable[EventEnvelope]) -> list[PaymentFact]:
             facts.append(
                 PaymentFact(Kind.DISPUTE, data["dispute_id"], data["usd_micros"], data["charge_id"])
             )
+        elif event.topic == topics.DISPUTE_REINSTATED:
+            facts.append(
+                PaymentFact(
+                    Kind.DISPUTE_REVERSAL, data["dispute_id"], data["usd_micros"], data["charge_id"]
+                )
+            )
     return facts
 
 
 def live_postings(events: Iterable[EventEnvelope]) -> dict[str, int]:
-    """credits - settled usage - reversals, per account, live environment."""
+    """credits - settled usage - reversals (+ reinstated disputes), per account, live env."""
     sums: dict[str, int] = defaultdict(int)
     for event in events:
         data = event.data
@@ -41,4 +47,6 @@ def live_postings(events: Iterable[EventEnvelope]) -> dict[str, int]:
             sums[data["account_id"]] -= data["actual_micros"]
         elif event.topic in (topics.REFUNDED, topics.DISPUTE_OPENED):
             sums[data["account_id"]] -= data["credits_micros"]
+        elif event.topic == topics.DISPUTE_REINSTATED:
+            sums[data["account_id"]] += data["credits_micros"]
     return dict(sums)

@@ -77,6 +77,18 @@ def project(event: EventEnvelope) -> list[Op]:
             charge_id=data["charge_id"],
             reason=data["reason"],
         )
+    elif event.topic == topics.DISPUTE_REINSTATED:
+        entry = _entry(
+            event,
+            type="dispute_reversal",
+            env="live",
+            amount_micros=data["credits_micros"],
+            usd_micros=data["usd_micros"],
+            source="stripe",
+            source_id=data["dispute_id"],
+            charge_id=data["charge_id"],
+            status=data["status"],
+        )
     elif event.topic == topics.HOLD_SETTLED:
         entry = _entry(
             event,

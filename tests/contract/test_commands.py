@@ -71,6 +71,25 @@ def test_same_purchase_twice_credits_once(app: PryvApplication) -> None:
     assert topics_in_log(app).count(topics.PURCHASE_COMPLETED) == 1
 
 
+def test_dispute_is_withdrawn_once_and_reinstated_once(app: PryvApplication) -> None:
+    dispute = dict(
+        dispute_id="du_1",
+        charge_id="ch_1",
+        payment_intent="pi_1",
+        wallet=WALLET,
+        usd_micros=10_000_000,
+        credits_micros=10_000_000,
+        reason="fraudulent",
+    )
+    # Reinstated before its opening was recorded: both events are written, in order.
+    won = app.record_dispute_reinstated(status="won", **dispute)  # type: ignore[arg-type]
+    again = app.record_dispute_reinstated(status="won", **dispute)  # type: ignore[arg-type]
+    late_open = app.record_dispute(**dispute)  # type: ignore[arg-type]
+    assert not won.duplicate and again.duplicate and late_open.duplicate
+    log = [t for t in topics_in_log(app) if "ChargeDispute" in t]
+    assert log == [topics.DISPUTE_OPENED, topics.DISPUTE_REINSTATED]
+
+
 def test_same_hold_twice_holds_once_and_settles_once(app: PryvApplication) -> None:
     placed = app.place_hold(**hold_args())
     again = app.place_hold(**hold_args())

@@ -26,7 +26,8 @@ What it speaks, like Stripe does:
 
 Test control (not Stripe's): Python methods on `FakeStripe` (preferred) and the same under
 `/_test/...` over HTTP (no auth, JSON or form body). Each returns the webhook **event** JSON
-Stripe would send: `complete_session`, `expire_session`, `refund`, `dispute`; plus
+Stripe would send: `complete_session`, `expire_session`, `refund`, `dispute`, `escalate`,
+`win_dispute` (a list: funds reinstated, then closed), `lose_dispute`; plus
 `plant_balance_transaction` / `drop_balance_transaction` for reconciliation mismatches,
 `fail_next` to inject an error (optionally after the request took effect, like a lost
 response), `sign_webhook` / `webhook_request` for the `Stripe-Signature` header, and
@@ -765,44 +766,90 @@ class FakeStripe:
             return self._event("charge.refunded", charge, previous)
 
     def dispute(
-        self, charge_id: str, amount: int | None = None, reason: str = "fraudulent"
+        self,
+        charge_id: str,
+        amount: int | None = None,
+        reason: str = "fraudulent",
+        *,
+        inquiry: bool = False,
     ) -> dict[str, Any]:
-        """The cardholder disputes the charge: funds withdrawn (a negative "adjustment" with
-        reporting_category "dispute"). Returns `charge.dispute.created`."""
+        """The cardholder disputes the charge. A chargeback withdraws the funds at once (a
+        negative "adjustment" with reporting_category "dispute"); an inquiry (`inquiry=True`,
+        status "warning_needs_response") withdraws nothing until `escalate`. Returns
+        `charge.dispute.created`."""
         with self._lock:
             charge = self._charges[charge_id]
             if charge["disputed"]:
                 raise ValueError(f"charge {charge_id} is already disputed")
             disputed = charge["amount"] if amount is None else min(int(amount), charge["amount"])
-            dispute_id = new_id("du_")
-            txn = self._add_txn(
-                amount=-disputed,
-                type_="adjustment",
-                reporting_category="dispute",
-                source=dispute_id,
-                description=f"Chargeback withdrawal for {charge_id}",
-                currency=charge["currency"],
-            )
             dispute = self._remember(
                 self._disputes,
                 {
-                    "id": dispute_id,
+                    "id": new_id("du_"),
                     "object": "dispute",
                     "amount": disputed,
-                    "balance_transactions": [copy.deepcopy(txn)],
+                    "balance_transactions": [],
                     "charge": charge_id,
                     "created": self.clock(),
                     "currency": charge["currency"],
-                    "is_charge_refundable": False,
+                    "is_charge_refundable": inquiry,
                     "livemode": False,
                     "metadata": {},
                     "payment_intent": charge["payment_intent"],
                     "reason": reason,
-                    "status": "needs_response",
+                    "status": "warning_needs_response" if inquiry else "needs_response",
                 },
             )
+            if not inquiry:
+                self._move_dispute_funds(dispute, -disputed, "dispute", "withdrawal")
             charge["disputed"] = True
             return self._event("charge.dispute.created", dispute)
+
+    def escalate(self, dispute_id: str) -> dict[str, Any]:
+        """An inquiry becomes a chargeback: funds withdrawn. Returns
+        `charge.dispute.funds_withdrawn`."""
+        with self._lock:
+            dispute = self._disputes[dispute_id]
+            if not dispute["status"].startswith("warning_"):
+                raise ValueError(f"dispute {dispute_id} is not an inquiry")
+            dispute.update(status="needs_response", is_charge_refundable=False)
+            self._move_dispute_funds(dispute, -dispute["amount"], "dispute", "withdrawal")
+            return self._event("charge.dispute.funds_withdrawn", dispute)
+
+    def win_dispute(self, dispute_id: str) -> list[dict[str, Any]]:
+        """The merchant wins: the funds come back (a positive "adjustment" with
+        reporting_category "dispute_reversal"). Returns `charge.dispute.funds_reinstated` and
+        `charge.dispute.closed` (status "won"), in the order Stripe sends them."""
+        with self._lock:
+            dispute = self._disputes[dispute_id]
+            if dispute["status"] in ("won", "lost") or dispute["status"].startswith("warning_"):
+                raise ValueError(f"dispute {dispute_id} has no withdrawn funds to reinstate")
+            self._move_dispute_funds(dispute, dispute["amount"], "dispute_reversal", "reversal")
+            dispute["status"] = "won"
+            return [
+                self._event("charge.dispute.funds_reinstated", dispute),
+                self._event("charge.dispute.closed", dispute, {"status": "under_review"}),
+            ]
+
+    def lose_dispute(self, dispute_id: str) -> dict[str, Any]:
+        """The cardholder wins: the funds stay withdrawn. Returns `charge.dispute.closed`."""
+        with self._lock:
+            dispute = self._disputes[dispute_id]
+            dispute["status"] = "lost"
+            return self._event("charge.dispute.closed", dispute, {"status": "under_review"})
+
+    def _move_dispute_funds(
+        self, dispute: dict[str, Any], amount: int, category: str, what: str
+    ) -> None:
+        txn = self._add_txn(
+            amount=amount,
+            type_="adjustment",
+            reporting_category=category,
+            source=dispute["id"],
+            description=f"Chargeback {what} for {dispute['charge']}",
+            currency=dispute["currency"],
+        )
+        dispute["balance_transactions"].append(copy.deepcopy(txn))
 
     # --- reports ------------------------------------------------------------------------------
 

@@ -291,6 +291,87 @@ async def test_dispute_takes_the_credit_back_once(gateway: Gateway, stripe_api: 
     assert (got.credited_micros, got.debited_micros) == (10_000_000, 10_000_000)
 
 
+def charge_of(stripe_api: FakeStripe, checkout_event: dict[str, Any]) -> str:
+    charge: str = stripe_api.payment_intents[checkout_event["data"]["object"]["payment_intent"]][
+        "latest_charge"
+    ]
+    return charge
+
+
+async def account_entries(gateway: Gateway, wallet: SigningWallet) -> list[dict[str, Any]]:
+    await gateway.settled()
+    account = str(ids.account_id(wallet.address))
+    return await ledger.ledger_page(gateway.platform.read_store, account, before=None, limit=50)
+
+
+async def test_won_dispute_gives_the_credit_back_once(
+    gateway: Gateway, stripe_api: FakeStripe
+) -> None:
+    wallet = SigningWallet.create()
+    event = await paid_checkout(gateway, stripe_api, wallet, packId="pack_10")
+    opened = stripe_api.dispute(charge_of(stripe_api, event))
+    dispute_id = opened["data"]["object"]["id"]
+    assert (await deliver(gateway, opened)).json()["result"] == "recorded"
+    assert (await live_balance(gateway, wallet)).balance_micros == 0
+    reinstated, closed = stripe_api.win_dispute(dispute_id)
+    # Both of Stripe's "won" events, each redelivered, some at once: one reinstatement.
+    results = await asyncio.gather(
+        *(deliver(gateway, e) for e in (reinstated, closed, reinstated, closed, closed))
+    )
+    assert sorted(r.json()["result"] for r in results) == ["duplicate"] * 4 + ["recorded"]
+    got = await live_balance(gateway, wallet)
+    assert (got.credited_micros, got.debited_micros, got.balance_micros) == (
+        20_000_000,
+        10_000_000,
+        10_000_000,
+    )
+    entries = [e for e in await account_entries(gateway, wallet) if "dispute" in e["type"]]
+    assert [(e["type"], e["amount_micros"], e["source_id"]) for e in entries] == [
+        ("dispute_reversal", 10_000_000, dispute_id),
+        ("dispute", -10_000_000, dispute_id),
+    ]
+
+
+async def test_lost_dispute_keeps_the_debit(gateway: Gateway, stripe_api: FakeStripe) -> None:
+    wallet = SigningWallet.create()
+    event = await paid_checkout(gateway, stripe_api, wallet, packId="pack_10")
+    opened = stripe_api.dispute(charge_of(stripe_api, event))
+    assert (await deliver(gateway, opened)).json()["result"] == "recorded"
+    lost = stripe_api.lose_dispute(opened["data"]["object"]["id"])
+    assert (await deliver(gateway, lost)).json()["result"] == "ignored: dispute closed as lost"
+    assert (await live_balance(gateway, wallet)).balance_micros == 0
+
+
+async def test_dispute_won_before_its_opening_arrived_nets_to_zero(
+    gateway: Gateway, stripe_api: FakeStripe
+) -> None:
+    wallet = SigningWallet.create()
+    event = await paid_checkout(gateway, stripe_api, wallet, packId="pack_10")
+    opened = stripe_api.dispute(charge_of(stripe_api, event))  # its webhook is late
+    _, closed = stripe_api.win_dispute(opened["data"]["object"]["id"])
+    assert (await deliver(gateway, closed)).json()["result"] == "recorded"
+    assert (await deliver(gateway, opened)).json()["result"] == "duplicate"
+    got = await live_balance(gateway, wallet)
+    assert (got.credited_micros, got.debited_micros) == (20_000_000, 10_000_000)
+    types = [e["type"] for e in await account_entries(gateway, wallet)]
+    assert types.count("dispute") == 1 and types.count("dispute_reversal") == 1
+
+
+async def test_inquiry_debits_only_once_it_escalates(
+    gateway: Gateway, stripe_api: FakeStripe
+) -> None:
+    wallet = SigningWallet.create()
+    event = await paid_checkout(gateway, stripe_api, wallet, packId="pack_10")
+    inquiry = stripe_api.dispute(charge_of(stripe_api, event), inquiry=True)
+    answer = (await deliver(gateway, inquiry)).json()["result"]
+    assert answer == "ignored: an inquiry withdraws no funds"
+    assert (await live_balance(gateway, wallet)).balance_micros == 10_000_000
+    withdrawn = stripe_api.escalate(inquiry["data"]["object"]["id"])
+    assert (await deliver(gateway, withdrawn)).json()["result"] == "recorded"
+    assert (await deliver(gateway, withdrawn)).json()["result"] == "duplicate"
+    assert (await live_balance(gateway, wallet)).balance_micros == 0
+
+
 async def test_return_pages(gateway: Gateway, stripe_api: FakeStripe) -> None:
     wallet = SigningWallet.create()
     event = await paid_checkout(gateway, stripe_api, wallet, usdAmount="15")
@@ -382,6 +463,47 @@ async def test_reconcile_passes_clean_and_names_each_planted_mismatch(
         )
         assert statuses[(Kind.REFUND, charge)] is Status.AMOUNT_MISMATCH
         assert not report.clean
+
+
+async def test_reconcile_matches_won_and_lost_disputes(
+    gateway: Gateway, stripe_api: FakeStripe, tmp_path: Path
+) -> None:
+    wallet = SigningWallet.create()
+    disputes = []
+    for _ in range(2):
+        event = await paid_checkout(gateway, stripe_api, wallet, usdAmount="10")
+        opened = stripe_api.dispute(charge_of(stripe_api, event), 600)
+        assert (await deliver(gateway, opened)).status_code == 200
+        disputes.append(opened["data"]["object"]["id"])
+    won, lost = disputes
+    for reinstated in stripe_api.win_dispute(won):
+        assert (await deliver(gateway, reinstated)).status_code == 200
+    assert (await deliver(gateway, stripe_api.lose_dispute(lost))).status_code == 200
+    await gateway.settled()
+    csv_path = tmp_path / "disputes.csv"
+    stripe_api.export_balance_transactions_csv(csv_path)
+    for path in (None, csv_path):
+        report = await build_report(gateway.platform, path)
+        lines = {(ln.kind, ln.key): ln for ln in report.lines if ln.key in disputes}
+        assert {k: ln.status for k, ln in lines.items()} == {
+            (Kind.DISPUTE, won): Status.MATCHED,
+            (Kind.DISPUTE_REVERSAL, won): Status.MATCHED,
+            (Kind.DISPUTE, lost): Status.MATCHED,
+        }
+        assert lines[(Kind.DISPUTE_REVERSAL, won)].ledger_usd_micros == 6_000_000
+    # A reinstatement Stripe made but whose webhooks never arrived is missing in the ledger.
+    event = await paid_checkout(gateway, stripe_api, wallet, usdAmount="10")
+    opened = stripe_api.dispute(charge_of(stripe_api, event))
+    assert (await deliver(gateway, opened)).status_code == 200
+    stripe_api.win_dispute(opened["data"]["object"]["id"])
+    await gateway.settled()
+    report = await build_report(gateway.platform, None)
+    [missing] = [
+        ln
+        for ln in report.lines
+        if ln.key == opened["data"]["object"]["id"] and ln.kind is Kind.DISPUTE_REVERSAL
+    ]
+    assert missing.status is Status.MISSING_IN_LEDGER and not report.clean
 
 
 async def test_reconcile_flags_a_projected_balance_that_disagrees_with_postings(

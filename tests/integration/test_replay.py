@@ -20,7 +20,8 @@ WALLETS = [f"0x{i:040x}" for i in range(1, 4)]
 
 
 def write_history(platform: Platform) -> None:
-    """A history touching every projection: keys, limits, revocations, credits, holds."""
+    """A history touching every projection: keys, limits, revocations, credits, reversals,
+    holds."""
     app = platform.app
     for n, wallet in enumerate(WALLETS):
         created = app.create_key(
@@ -65,6 +66,27 @@ def write_history(platform: Platform) -> None:
                 )
         if n == 0:
             app.revoke_key(wallet=wallet, key_id=key_id, reason="rotated")
+        # Reversals: a partial refund, a dispute, and (for one wallet) its reinstatement.
+        app.record_refund(
+            charge_id=f"ch_{n}",
+            payment_intent=f"pi_{n}",
+            wallet=wallet,
+            charge_usd_micros=20_000_000,
+            charge_credits_micros=20_000_000,
+            total_refunded_usd_micros=2_000_000,
+        )
+        dispute = dict(
+            dispute_id=f"du_{n}",
+            charge_id=f"ch_{n}",
+            payment_intent=f"pi_{n}",
+            wallet=wallet,
+            usd_micros=3_000_000,
+            credits_micros=3_000_000,
+            reason="fraudulent",
+        )
+        app.record_dispute(**dispute)  # type: ignore[arg-type]
+        if n == 1:
+            app.record_dispute_reinstated(status="won", **dispute)  # type: ignore[arg-type]
 
 
 async def settled_dump(platform: Platform) -> str:
@@ -81,11 +103,14 @@ async def test_replay_from_bus_and_from_store_rebuilds_identical_read_models(
     async with running_workers(platform):
         live = await settled_dump(platform)
     first = await balance.read_balance(platform.read_store, str(ids.account_id(WALLETS[0])), "live")
+    # usage 10_000 + refund 2_000_000 + dispute 3_000_000
     assert (first.credited_micros, first.debited_micros, first.held_micros) == (
         20_000_000,
-        10_000,
+        5_010_000,
         100_000,
     )
+    won = await balance.read_balance(platform.read_store, str(ids.account_id(WALLETS[1])), "live")
+    assert (won.credited_micros, won.debited_micros) == (23_000_000, 5_010_000)
 
     # 1. Drop everything and let a fresh projector replay the bus from its first message.
     await platform.read_store.clear()
