@@ -59,7 +59,7 @@ async def call_api(
 
 
 async def _signed(request: Request, method: str, path: str) -> Response:
-    wallet = current_session(request).wallet
+    wallet = (await current_session(request)).wallet
     body = await _json_body(request)
     body["walletAddress"] = wallet  # the session's wallet must be the signer
     return await call_api(request, method, path, body)

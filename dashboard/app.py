@@ -25,8 +25,7 @@ from dashboard import actions, auth, reads
 from dashboard.context import DashboardConfig, DashboardContext, context
 from dashboard.docs_catalog import docs_document, privacy_options
 from dashboard.login import LoginNonces, nonce_secret
-from dashboard.sessions import SessionStore
-from infra.platform import Platform
+from infra.platform import Platform, open_session_store
 
 STATIC = Path(__file__).with_name("static")
 CSP = (
@@ -80,7 +79,7 @@ def create_dashboard(
         platform=platform,
         api_app=api_app,
         config=config,
-        sessions=SessionStore(),
+        sessions=open_session_store(platform),
         nonces=LoginNonces(nonce_secret(platform.settings.key_pepper)),
     )
     install_error_handlers(app)

@@ -25,9 +25,9 @@ from dashboard.context import (
     session_token,
 )
 from dashboard.login import verify_login
-from dashboard.sessions import Session
 from dashboard.siwe import SiweError
 from domain.wallet_messages import WalletAuthError
+from infra.dashboard_sessions import Session
 from infra.wallet_signatures import normalize_address
 
 STATEMENT = "Sign in to the Pryv platform dashboard."
@@ -91,8 +91,8 @@ async def login(request: Request, body: LoginRequest, response: Response) -> dic
         )
     except SiweError as exc:
         raise ApiError(403, exc.code.value, exc.message) from exc
-    ctx.sessions.delete(session_token(request))  # never keep a session across sign-ins
-    token, session = ctx.sessions.create(wallet, now())
+    await ctx.sessions.delete(session_token(request))  # never keep a session across sign-ins
+    token, session = await ctx.sessions.create(wallet, now())
     secure = cookie_secure(request)
     response.set_cookie(
         SECURE_COOKIE if secure else COOKIE,
@@ -108,7 +108,7 @@ async def login(request: Request, body: LoginRequest, response: Response) -> dic
 
 @mutating.post("/logout")
 async def logout(request: Request, response: Response) -> dict[str, Any]:
-    context(request).sessions.delete(session_token(request))
+    await context(request).sessions.delete(session_token(request))
     for name, secure in ((COOKIE, False), (SECURE_COOKIE, True)):
         if name in request.cookies:
             response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="strict")
@@ -117,4 +117,4 @@ async def logout(request: Request, response: Response) -> dict[str, Any]:
 
 @router.get("/session")
 async def session(request: Request) -> dict[str, Any]:
-    return _session_object(current_session(request))
+    return _session_object(await current_session(request))

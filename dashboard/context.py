@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 
 from api.errors import ApiError
 from dashboard.login import LoginNonces
-from dashboard.sessions import Session, SessionStore
 from dashboard.siwe import LoginPolicy
+from infra.dashboard_sessions import Session, SessionStore
 from infra.platform import Platform
 
 COOKIE = "pryv_session"
@@ -95,9 +95,9 @@ def session_token(request: Request) -> str | None:
     return request.cookies.get(SECURE_COOKIE) or request.cookies.get(COOKIE)
 
 
-def current_session(request: Request) -> Session:
+async def current_session(request: Request) -> Session:
     """The signed-in wallet's session, or 401 `not_signed_in`."""
-    session = context(request).sessions.get(session_token(request), now())
+    session = await context(request).sessions.get(session_token(request), now())
     if session is None:
         raise ApiError(401, "not_signed_in", "sign in with your wallet first")
     return session

@@ -24,12 +24,12 @@ router = APIRouter(prefix="/app/api", tags=["dashboard"])
 ENVS = ("live", "test")
 
 
-def _wallet(request: Request) -> str:
-    return current_session(request).wallet
+async def _wallet(request: Request) -> str:
+    return (await current_session(request)).wallet
 
 
-def _account(request: Request) -> str:
-    return str(ids.account_id(_wallet(request)))
+async def _account(request: Request) -> str:
+    return str(ids.account_id(await _wallet(request)))
 
 
 def _store(request: Request) -> ReadStore:
@@ -43,12 +43,12 @@ async def list_keys(
     cursor: str | None = Query(default=None),
 ) -> dict[str, Any]:
     """The wallet's keys, newest first: prefix and last4, never a secret."""
-    return await keys_page(_store(request), _wallet(request), cursor=cursor, limit=limit)
+    return await keys_page(_store(request), await _wallet(request), cursor=cursor, limit=limit)
 
 
 @router.get("/balance")
 async def get_balance(request: Request) -> dict[str, Any]:
-    return await balance_document(_store(request), _wallet(request))
+    return await balance_document(_store(request), await _wallet(request))
 
 
 @router.get("/ledger")
@@ -57,7 +57,7 @@ async def get_ledger(
     limit: int = Query(default=20, ge=1, le=100),
     cursor: str | None = Query(default=None),
 ) -> dict[str, Any]:
-    return await ledger_page(_store(request), _wallet(request), cursor=cursor, limit=limit)
+    return await ledger_page(_store(request), await _wallet(request), cursor=cursor, limit=limit)
 
 
 async def _day(store: ReadStore, account: str, env: str, day: str) -> dict[str, Any]:
@@ -75,7 +75,7 @@ async def _day(store: ReadStore, account: str, env: str, day: str) -> dict[str, 
 @router.get("/usage")
 async def get_usage(request: Request, days: int = Query(default=14, ge=1, le=90)) -> dict[str, Any]:
     """Spend per UTC day (oldest first), live and test, from the usage projection."""
-    account, store, today = _account(request), _store(request), now().date()
+    account, store, today = await _account(request), _store(request), now().date()
     out = []
     for back in range(days - 1, -1, -1):
         day = (today - timedelta(days=back)).isoformat()
@@ -85,7 +85,7 @@ async def get_usage(request: Request, days: int = Query(default=14, ge=1, le=90)
 
 @router.get("/settings")
 async def get_settings(request: Request) -> dict[str, Any]:
-    stored = await settings_projection.read_settings(_store(request), _account(request))
+    stored = await settings_projection.read_settings(_store(request), await _account(request))
     return settings_object(stored)
 
 

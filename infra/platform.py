@@ -23,6 +23,7 @@ from infra.admission import AdmissionGate
 from infra.admission_memory import MemoryAdmission
 from infra.bus import EventBus
 from infra.bus_memory import MemoryBus
+from infra.dashboard_sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from infra.event_store import event_store_env
 from infra.nonces import NonceStore, PostgresNonceStore, SqliteNonceStore
 from infra.postgres_ddl import ddl_lock
@@ -138,3 +139,14 @@ def load_catalog(path: Path | None) -> Catalog:
     source = path or Path(__file__).with_name("models.toml")
     with source.open("rb") as handle:
         return parse_catalog(tomllib.load(handle))
+
+
+def open_session_store(platform: Platform) -> SessionStore:
+    """Dashboard sessions beside the read models: in Redis (shared by every dashboard process,
+    kept across restarts) when there is one, else in memory."""
+    from infra.read_store_redis import RedisReadStore
+
+    store = platform.read_store
+    if isinstance(store, RedisReadStore):
+        return RedisSessionStore(store.client, store.prefix)
+    return MemorySessionStore()

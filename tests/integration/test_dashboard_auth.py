@@ -239,6 +239,24 @@ async def test_logout_deletes_the_session(client: httpx.AsyncClient) -> None:
     assert (await client.get("/app/api/keys")).status_code == 401
 
 
+async def test_sessions_are_shared_by_dashboard_processes_with_redis(
+    platform: Platform, client: httpx.AsyncClient
+) -> None:
+    """A second dashboard process (a replica, or this one restarted) on the same deployment
+    knows the session with Redis; embedded, sessions are per process (documented)."""
+    await login(client, SigningWallet.create())
+    token = str(client.cookies.get("pryv_session"))
+    replica = create_dashboard(platform, api_base_url="http://127.0.0.1:8000")
+    async with make_client(replica) as other:
+        other.cookies.set("pryv_session", token)
+        seen = await other.get("/auth/session")
+        shared = platform.settings.redis_url is not None
+        assert seen.status_code == (200 if shared else 401), seen.text
+        if shared:  # signing out on one ends it on all
+            assert (await client.post("/auth/logout", headers=CSRF)).status_code == 200
+            assert (await other.get("/auth/session")).status_code == 401
+
+
 MUTATIONS = [
     ("POST", "/app/api/keys"),
     ("DELETE", "/app/api/keys/AAAAAAAAAAAAAAAA"),

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dashboard.login import LoginNonces
-from dashboard.sessions import SessionStore
 from dashboard.siwe import (
     LoginPolicy,
     SiweCode,
@@ -173,20 +172,3 @@ def test_nonces_are_ours_and_fresh() -> None:
         with pytest.raises(SiweError) as caught:
             nonces.check(bad, now)
         assert caught.value.code == SiweCode.NONCE_INVALID
-
-
-def test_sessions_expire_and_are_deleted() -> None:
-    store = SessionStore(ttl=timedelta(minutes=30), max_sessions=2)
-    token, session = store.create("0xabc", NOW)
-    assert session.expires_at == NOW + timedelta(minutes=30)
-    assert store.get(token, NOW + timedelta(minutes=29)) == session
-    assert store.get(token, NOW + timedelta(minutes=30)) is None  # absolute expiry
-    assert store.get(token, NOW) is None  # and gone for good
-    token, _ = store.create("0xabc", NOW)
-    store.delete(token)
-    assert store.get(token, NOW) is None
-    assert store.get(None, NOW) is None and store.get("x" * 500, NOW) is None
-    first, _ = store.create("0x1", NOW)
-    store.create("0x2", NOW + timedelta(seconds=1))
-    store.create("0x3", NOW + timedelta(seconds=2))  # full: the oldest goes
-    assert len(store) == 2 and store.get(first, NOW) is None
