@@ -34,7 +34,7 @@ from infra.checkpoints import (
     CheckpointStore,
     open_checkpoint_store,
     sealer_signer,
-    trusted_sealer_address,
+    trusted_sealer_addresses,
 )
 from infra.platform import open_application
 from infra.settings import Settings
@@ -116,7 +116,7 @@ async def measure(settings: Settings, label: str, every: int) -> None:
         report = await verify_log(
             raw_reader(app.recorder),
             store,
-            trusted_signer=trusted_sealer_address(settings, {}),
+            trusted_signers=trusted_sealer_addresses(settings, {}),
             decode=app.mapper.to_domain_event,  # type: ignore[arg-type]
             page_size=2000,
         )

@@ -1,7 +1,7 @@
 """`pryv audit`: check the event log against its signed Merkle checkpoints, and export one
 account's events with the proofs an outside auditor needs.
 
-    pryv audit verify [--json] [--signer 0x…]     exit 0 clean, 1 on the first problem found
+    pryv audit verify [--json] [--signer 0x…[,0x…]]  exit 0 clean, 1 on the first problem found
     pryv audit export --account <wallet|uuid> [--from ISO] [--to ISO] [--format jsonl|csv]
                       [--output PATH]
     pryv audit seal [--once]                       run the sealer (see workers/sealer.py)
@@ -9,11 +9,13 @@ account's events with the proofs an outside auditor needs.
 
 `verify` streams the raw log from the start and recomputes the RFC 6962 tree. For every stored
 checkpoint it checks the signature (against the sealer address: --signer, PRYV_SEALER_ADDRESS,
-PRYV_SEALER_KEY or <data_dir>/sealer_key), the root at that size, the last notification id and
-the resume state; every event's leaf against the checkpoint's leaf record (which the signed root
-authenticates), so a changed, deleted or inserted event is named exactly; that each aggregate's
-versions run 1..n; and that every event still decodes. With NATS configured it also checks that
-every checkpoint on the undeletable `<stream>_CHECKPOINTS` stream is the stored one.
+PRYV_SEALER_KEY or <data_dir>/sealer_key; after key rotations, the addresses oldest first, and
+a retired key may not sign after its successor did), the root at that size, the last
+notification id and the resume state; every event's leaf against the checkpoint's leaf record
+(which the signed root authenticates), so a changed, deleted or inserted event is named exactly;
+that each aggregate's versions run 1..n; and that every event still decodes. With NATS
+configured it also checks that every checkpoint on the undeletable `<stream>_CHECKPOINTS` stream
+is the stored one.
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ from infra.checkpoints import (
     NatsCheckpointPublisher,
     StoredCheckpoint,
     open_checkpoint_store,
+    parse_sealer_addresses,
     read_published_checkpoints,
     sealer_signer,
     signature_problem,
-    trusted_sealer_address,
+    signer_rank,
+    trusted_sealer_addresses,
 )
 from infra.platform import open_application
 from infra.settings import Settings
@@ -131,7 +135,7 @@ class VerifyReport:
     sealed_events: int = 0  # tree size of the last checkpoint checked
     last_notification_id: int = 0
     seconds: float = 0.0
-    signer: str | None = None
+    signers: tuple[str, ...] = ()  # trusted sealer addresses, oldest key first
     published_checked: int | None = None
     problem: Problem | None = None
     warnings: list[str] = field(default_factory=list)
@@ -154,7 +158,8 @@ class VerifyReport:
             "lastNotificationId": self.last_notification_id,
             "seconds": round(self.seconds, 3),
             "eventsPerSecond": round(self.events_per_second),
-            "signer": self.signer,
+            "signer": self.signers[-1] if self.signers else None,  # the current key
+            "signers": list(self.signers),
             "publishedCheckpointsChecked": self.published_checked,
             "problem": self.problem.to_dict() if self.problem else None,
             "warnings": self.warnings,
@@ -184,8 +189,8 @@ Decode = Callable[[RawEvent], object]
 class LogVerifier:
     """The checks, one event at a time (no I/O: the driver feeds events and checkpoints)."""
 
-    def __init__(self, trusted_signer: str | None, decode: Decode | None) -> None:
-        self.trusted_signer = trusted_signer
+    def __init__(self, trusted_signers: tuple[str, ...], decode: Decode | None) -> None:
+        self.trusted_signers = trusted_signers
         self.decode = decode
         self.acc = MerkleAccumulator()
         self.versions: dict[int | str, int] = {}  # aggregate (UUID as int: smaller) -> version
@@ -197,6 +202,7 @@ class LogVerifier:
         self.range_start = MerkleAccumulator()
         self.records_authentic: bool | None = None
         self.signers: set[str] = set()
+        self.rank = 0  # the newest sealer key seen so far, in the rotation history
 
     # -- checkpoints --
 
@@ -205,11 +211,20 @@ class LogVerifier:
         cp = record.checkpoint
         self.checkpoint, self.records_authentic = record, None
         self.range_start = self.acc.copy()
-        bad = signature_problem(cp, self.trusted_signer)
+        bad = signature_problem(cp, self.trusted_signers)
         if bad:
             return Problem("checkpoint", bad, checkpoint_size=cp.tree_size)
         self.signers.add(cp.signer.lower())
-        if self.trusted_signer is None and len(self.signers) > 1:
+        rank = signer_rank(cp.signer, self.trusted_signers)
+        if rank < self.rank:  # a rotated-out key must not sign after its successor did
+            return Problem(
+                "checkpoint",
+                f"signed by the retired sealer key {cp.signer.lower()} after the rotation to "
+                f"{self.trusted_signers[self.rank]}",
+                checkpoint_size=cp.tree_size,
+            )
+        self.rank = rank
+        if not self.trusted_signers and len(self.signers) > 1:
             return Problem(
                 "checkpoint",
                 f"signed by {cp.signer}, but earlier checkpoints by {sorted(self.signers)}",
@@ -398,20 +413,20 @@ async def verify_log(
     read_raw: ReadRaw,
     store: CheckpointStore,
     *,
-    trusted_signer: str | None,
+    trusted_signers: tuple[str, ...],
     decode: Decode | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     published: Sequence[Checkpoint] | None = None,
 ) -> VerifyReport:
     """Stream the whole log once; stop at the first problem."""
-    report = VerifyReport(signer=trusted_signer)
-    if trusted_signer is None:
+    report = VerifyReport(signers=trusted_signers)
+    if not trusted_signers:
         report.warnings.append(
             "no sealer address configured (--signer, PRYV_SEALER_ADDRESS, PRYV_SEALER_KEY or "
             "<data_dir>/sealer_key): signatures were checked against the signer each "
             "checkpoint records, and all must agree"
         )
-    verifier = LogVerifier(trusted_signer, decode)
+    verifier = LogVerifier(trusted_signers, decode)
     checkpoints = _checkpoints(store)
     stored: dict[int, Checkpoint] = {}
     started = time.perf_counter()
@@ -507,11 +522,11 @@ async def run_verify(
     app = open_application(settings)
     store = await open_checkpoint_store(settings)
     try:
-        trusted = normalize_address(signer) if signer else trusted_sealer_address(settings)
+        trusted = parse_sealer_addresses(signer) if signer else trusted_sealer_addresses(settings)
         return await verify_log(
             raw_reader(app.recorder),
             store,
-            trusted_signer=trusted,
+            trusted_signers=trusted,
             decode=_decoder(app),
             page_size=page_size,
             published=await _published_checkpoints(settings),
@@ -522,9 +537,13 @@ async def run_verify(
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    report = asyncio.run(
-        run_verify(Settings.from_env(), signer=args.signer, page_size=max(500, args.page_size))
-    )
+    try:
+        report = asyncio.run(
+            run_verify(Settings.from_env(), signer=args.signer, page_size=max(500, args.page_size))
+        )
+    except ValueError as exc:  # a malformed --signer or PRYV_SEALER_ADDRESS
+        print(f"pryv audit verify: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -820,6 +839,7 @@ async def run_sealer(
             publisher,
             every_events=every_events,
             every_seconds=every_seconds,
+            trusted_signers=trusted_sealer_addresses(settings),  # after sealer_signer made a key
         )
         if once:
             await sealer.seal_pending(force=True)
@@ -875,13 +895,20 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
             await store.close()
 
     checkpoints = asyncio.run(run())
-    sealer = trusted_sealer_address(settings)
+    sealers = trusted_sealer_addresses(settings)
+    sealer = sealers[-1] if sealers else None
     if args.json:
-        doc = {"sealer": sealer, "checkpoints": [c.to_dict() for c in checkpoints]}
+        doc = {
+            "sealer": sealer,
+            "sealers": list(sealers),
+            "checkpoints": [c.to_dict() for c in checkpoints],
+        }
         print(json.dumps(doc, indent=2))
         return 0
     buffer = io.StringIO()
     buffer.write(f"sealer address: {sealer or 'unknown (no key or address configured)'}\n")
+    if len(sealers) > 1:
+        buffer.write(f"earlier sealer keys: {', '.join(sealers[:-1])}\n")
     for c in checkpoints:
         buffer.write(
             f"{c.tree_size:>12,}  {c.root_hex}  nid {c.last_notification_id}  {c.created_at}\n"
@@ -898,7 +925,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "verify", help="recompute the Merkle tree and check every checkpoint; exit 1 on a problem"
     )
     verify.add_argument("--json", action="store_true")
-    verify.add_argument("--signer", help="the sealer's 0x address (default: from configuration)")
+    verify.add_argument(
+        "--signer",
+        help="the sealer's 0x address, or after key rotations its addresses oldest first, "
+        "comma-separated (default: from configuration)",
+    )
     verify.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
     verify.set_defaults(func=cmd_verify)
 

@@ -34,6 +34,7 @@ import nats.errors
 import nats.js.errors
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_utils.address import is_hex_address
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, Header, RetentionPolicy, StorageType, StreamConfig
@@ -102,11 +103,11 @@ class CheckpointSigner:
         )
 
 
-def signature_problem(checkpoint: Checkpoint, trusted_signer: str | None) -> str | None:
+def signature_problem(checkpoint: Checkpoint, trusted_signers: tuple[str, ...]) -> str | None:
     """Why this checkpoint's signature is not acceptable, or None when it is.
 
-    The signature must recover the recorded signer, and the recorded signer must be the trusted
-    sealer address when one is given (a re-signed forgery records the forger's address).
+    The signature must recover the recorded signer, and the recorded signer must be one of the
+    trusted sealer addresses when any are given (a re-signed forgery records the forger's).
     """
     try:
         recovered = recover_signer(checkpoint.payload, checkpoint.signature)
@@ -114,9 +115,16 @@ def signature_problem(checkpoint: Checkpoint, trusted_signer: str | None) -> str
         return "signature is unreadable"
     if recovered != checkpoint.signer.lower():
         return f"signature recovers {recovered}, not the recorded signer {checkpoint.signer}"
-    if trusted_signer is not None and recovered != trusted_signer.lower():
-        return f"signed by {recovered}, not by the sealer {trusted_signer.lower()}"
+    trusted = [address.lower() for address in trusted_signers]
+    if trusted and recovered not in trusted:
+        return f"signed by {recovered}, not by the sealer {', '.join(trusted)}"
     return None
+
+
+def signer_rank(signer: str, trusted_signers: tuple[str, ...]) -> int:
+    """A signer's place in the rotation history (oldest key first); -1 when not listed."""
+    trusted = [address.lower() for address in trusted_signers]
+    return trusted.index(signer.lower()) if signer.lower() in trusted else -1
 
 
 def _read_key_file(path: Path) -> str | None:
@@ -153,18 +161,31 @@ def sealer_signer(settings: Settings, environ: Mapping[str, str] | None = None) 
     return CheckpointSigner(key)
 
 
-def trusted_sealer_address(
+def trusted_sealer_addresses(
     settings: Settings, environ: Mapping[str, str] | None = None
-) -> str | None:
-    """The address checkpoints must be signed by, if this process knows it (never creates keys).
+) -> tuple[str, ...]:
+    """The addresses checkpoints may be signed by, oldest key first (never creates keys).
 
-    PRYV_SEALER_ADDRESS, else the address of PRYV_SEALER_KEY, else of `<data_dir>/sealer_key`.
+    PRYV_SEALER_ADDRESS — one address, or after key rotations the comma-separated history
+    `0xOLD,0xNEW` — else the address of PRYV_SEALER_KEY, else of `<data_dir>/sealer_key`;
+    empty when this process knows none.
     """
     env = os.environ if environ is None else environ
     if env.get(SEALER_ADDRESS_ENV):
-        return env[SEALER_ADDRESS_ENV].lower()
+        return parse_sealer_addresses(env[SEALER_ADDRESS_ENV])
     key = env.get(SEALER_KEY_ENV) or _read_key_file(settings.data_dir / SEALER_KEY_FILE)
-    return CheckpointSigner(key).address if key else None
+    return (CheckpointSigner(key).address,) if key else ()
+
+
+def parse_sealer_addresses(text: str) -> tuple[str, ...]:
+    """`0xA, 0xB` -> ("0xa", "0xb"); a malformed or repeated address is a configuration error."""
+    addresses = tuple(part.strip().lower() for part in text.split(",") if part.strip())
+    for address in addresses:
+        if not is_hex_address(address):
+            raise ValueError(f"{SEALER_ADDRESS_ENV}: {address!r} is not a 0x address")
+    if len(set(addresses)) != len(addresses):
+        raise ValueError(f"a sealer address is listed twice in {SEALER_ADDRESS_ENV}: {text}")
+    return addresses
 
 
 # --- stores ----------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ from infra.checkpoints import (
     open_checkpoint_store,
     sealer_signer,
     signature_problem,
+    signer_rank,
+    trusted_sealer_addresses,
 )
 from infra.settings import Settings
 
@@ -127,12 +129,16 @@ class Sealer:
         poll_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        trusted_signers: tuple[str, ...] = (),
     ) -> None:
+        """`trusted_signers`: the sealer addresses oldest first (PRYV_SEALER_ADDRESS) when the
+        key was rotated; this sealer extends a tree signed by its own or an earlier key."""
         if every_events < 1:
             raise ValueError("every_events must be at least 1")
         self._read_raw = read_raw
         self._store = store
         self._signer = signer
+        self._trusted = tuple(address.lower() for address in trusted_signers)
         self._sink = publish
         self._every_events = every_events
         self._every_seconds = every_seconds
@@ -170,9 +176,7 @@ class Sealer:
             self._acc, self._position = MerkleAccumulator(), 0
         else:
             cp = latest.checkpoint
-            forged = signature_problem(cp, self._signer.address)
-            if forged:  # never extend a tree this key did not sign
-                raise SealerStateError(f"checkpoint {cp.tree_size}: {forged}")
+            self._check_signer(cp)
             acc = MerkleAccumulator.from_compact(cp.tree_size, latest.compact)
             if acc.root().hex() != cp.root_hex:
                 raise SealerStateError(
@@ -182,6 +186,23 @@ class Sealer:
             await asyncio.to_thread(self._check_tail, latest)
         self._pending = []
         self._last_seal = self._clock()
+
+    def _check_signer(self, cp: Checkpoint) -> None:
+        """Never extend a tree that neither this key nor one it replaced signed."""
+        own = self._signer.address.lower()
+        trusted = self._trusted or (own,)
+        if own not in trusted:
+            raise SealerStateError(
+                f"this sealer's key {own} is not among the sealer addresses {', '.join(trusted)}"
+            )
+        forged = signature_problem(cp, trusted)
+        if forged:
+            raise SealerStateError(f"checkpoint {cp.tree_size}: {forged}")
+        if signer_rank(cp.signer, trusted) > signer_rank(own, trusted):
+            raise SealerStateError(
+                f"checkpoint {cp.tree_size} is signed by {cp.signer.lower()}, which replaced "
+                f"this sealer's key {own}: a retired key must not seal again"
+            )
 
     def _check_tail(self, latest: StoredCheckpoint) -> None:
         records = unpack_leaf_records(latest.leaves)
@@ -316,6 +337,7 @@ async def running_sealer(
             publisher,
             every_events=every_events,
             every_seconds=every_seconds,
+            trusted_signers=trusted_sealer_addresses(settings),  # after sealer_signer made a key
         )
         stop = asyncio.Event()
         unsubscribe = app.on_recorded(sealer.wake)

@@ -22,9 +22,11 @@ from infra.checkpoints import (
     SqliteCheckpointStore,
     StoredCheckpoint,
     load_or_create_sealer_key,
+    parse_sealer_addresses,
     sealer_signer,
     signature_problem,
-    trusted_sealer_address,
+    signer_rank,
+    trusted_sealer_addresses,
 )
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL
@@ -134,18 +136,18 @@ async def test_rows_cannot_be_updated_or_deleted(
 
 def test_signature_checks() -> None:
     genuine = sealed(3).checkpoint
-    assert signature_problem(genuine, None) is None
-    assert signature_problem(genuine, SIGNER.address) is None
-    assert signature_problem(genuine, SIGNER.address.upper().replace("0X", "0x")) is None
+    assert signature_problem(genuine, ()) is None
+    assert signature_problem(genuine, (SIGNER.address,)) is None
+    assert signature_problem(genuine, (SIGNER.address.upper().replace("0X", "0x"),)) is None
     # signed by someone else, who records their own address: only the trusted address catches it
     forged = OTHER.checkpoint(3, genuine.root_hex, 5, genuine.created_at)
-    assert signature_problem(forged, None) is None
-    assert "not by the sealer" in (signature_problem(forged, SIGNER.address) or "")
+    assert signature_problem(forged, ()) is None
+    assert "not by the sealer" in (signature_problem(forged, (SIGNER.address,)) or "")
     # a signature over other fields, or a garbled one
     moved = dataclasses.replace(genuine, root_hex="00" * 32)
-    assert "not the recorded signer" in (signature_problem(moved, None) or "")
+    assert "not the recorded signer" in (signature_problem(moved, ()) or "")
     garbled = dataclasses.replace(genuine, signature="0x1234")
-    assert signature_problem(garbled, None) == "signature is unreadable"
+    assert signature_problem(garbled, ()) == "signature is unreadable"
 
 
 def test_sealer_key_is_created_once_owner_only(tmp_path: Path) -> None:
@@ -154,9 +156,26 @@ def test_sealer_key_is_created_once_owner_only(tmp_path: Path) -> None:
     assert (tmp_path / "sealer_key").stat().st_mode & 0o777 == 0o600
     assert CheckpointSigner(key).address.startswith("0x")
     settings = Settings(data_dir=tmp_path)
-    assert trusted_sealer_address(settings, {}) == sealer_signer(settings, {}).address
+    assert trusted_sealer_addresses(settings, {}) == (sealer_signer(settings, {}).address,)
     env = {"PRYV_SEALER_KEY": "0x" + "11" * 32}
     assert sealer_signer(settings, env).address == SIGNER.address
-    assert trusted_sealer_address(settings, env) == SIGNER.address
-    assert trusted_sealer_address(settings, {"PRYV_SEALER_ADDRESS": "0xABC"}) == "0xabc"
-    assert trusted_sealer_address(Settings(data_dir=tmp_path / "none"), {}) is None
+    assert trusted_sealer_addresses(settings, env) == (SIGNER.address,)
+    pinned = {"PRYV_SEALER_ADDRESS": SIGNER.address.upper().replace("0X", "0x")}
+    assert trusted_sealer_addresses(settings, pinned) == (SIGNER.address,)
+    assert trusted_sealer_addresses(Settings(data_dir=tmp_path / "none"), {}) == ()
+
+
+def test_sealer_addresses_after_rotations() -> None:
+    history = f" {OTHER.address.upper().replace('0X', '0x')} ,{SIGNER.address}"
+    assert parse_sealer_addresses(history) == (OTHER.address, SIGNER.address)
+    assert [
+        signer_rank(a, (OTHER.address, SIGNER.address))
+        for a in (OTHER.address, SIGNER.address, "0x" + "0" * 40)
+    ] == [0, 1, -1]
+    # a checkpoint by either key of the history is acceptable; by anyone else it is not
+    old = OTHER.checkpoint(3, "ab" * 32, 5, "2026-11-23T00:00:00+00:00")
+    assert signature_problem(old, (OTHER.address, SIGNER.address)) is None
+    assert "not by the sealer" in (signature_problem(old, (SIGNER.address,)) or "")
+    for bad in ("0xabc", f"{SIGNER.address},{SIGNER.address}"):
+        with pytest.raises(ValueError):
+            parse_sealer_addresses(bad)

@@ -48,7 +48,7 @@ from infra.checkpoints import (
     read_published_checkpoints,
     sealer_signer,
     signature_problem,
-    trusted_sealer_address,
+    trusted_sealer_addresses,
 )
 from infra.platform import Platform
 from infra.settings import Settings
@@ -168,7 +168,7 @@ async def verify(platform: Platform, store: CheckpointStore) -> VerifyReport:
     return await verify_log(
         raw_reader(platform.app.recorder),
         store,
-        trusted_signer=trusted_sealer_address(platform.settings, {}),
+        trusted_signers=trusted_sealer_addresses(platform.settings, {}),
         decode=platform.app.mapper.to_domain_event,  # type: ignore[arg-type]
         page_size=5,
         published=published,
@@ -524,7 +524,7 @@ async def test_checkpoint_stream_is_undeletable(platform: Platform, store: Check
         published = await read_published_checkpoints(publisher.js, platform.settings.nats_stream)
         assert published == [r.checkpoint for r in await store.page(0, 1000, with_leaves=False)]
         assert all(
-            signature_problem(c, trusted_sealer_address(platform.settings, {})) is None
+            signature_problem(c, trusted_sealer_addresses(platform.settings, {})) is None
             for c in published
         )
         import nats.js.errors
@@ -620,7 +620,7 @@ async def test_export_one_account_with_leaf_hashes_and_proofs(
     write_export(result.events, "jsonl", buffer)
     assert "secret_hash" not in buffer.getvalue()
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
-    signer = trusted_sealer_address(platform.settings, {})
+    signer = trusted_sealer_addresses(platform.settings, {})
     proven = 0
     for line in lines:
         assert line["data"].get("account_id", str(account)) == str(account) or (
@@ -666,3 +666,65 @@ async def test_export_one_account_with_leaf_hashes_and_proofs(
     text = out.read_text()
     assert "secret_hash" not in text
     assert len(text.strip().splitlines()) == 1 + len(expected)
+
+
+async def test_sealer_key_rotation(platform: Platform, store: CheckpointStore) -> None:
+    """A new sealer key continues the old key's tree once PRYV_SEALER_ADDRESS lists the old
+    address before the new one; verify accepts that history, in that order only."""
+    write_history(platform)
+    await seal(platform, store)  # by the data dir's key, about to be retired
+    old = sealer_signer(platform.settings, {})
+    new = CheckpointSigner("0x" + "24" * 32)
+    history = (old.address, new.address)
+
+    def sealer_with(signer: CheckpointSigner, trusted: tuple[str, ...]) -> Sealer:
+        return Sealer(
+            raw_reader(platform.app.recorder),
+            store,
+            signer,
+            None,
+            every_events=EVERY,
+            every_seconds=3600,
+            trusted_signers=trusted,
+        )
+
+    async def verify_with(trusted: tuple[str, ...]) -> VerifyReport:
+        return await verify_log(raw_reader(platform.app.recorder), store, trusted_signers=trusted)
+
+    first_size = (await store.page(0, 1, with_leaves=False))[0].checkpoint.tree_size
+    with pytest.raises(SealerStateError, match="not by the sealer"):  # rotation not declared
+        await sealer_with(new, ()).seal_pending(force=True)
+    with pytest.raises(SealerStateError, match="not among the sealer addresses"):
+        await sealer_with(new, (old.address,)).seal_pending(force=True)
+
+    write_history(platform, tag="-rotated")
+    rotated = sealer_with(new, history)
+    assert await rotated.seal_pending(force=True) > 0
+    latest = await store.latest()
+    assert latest is not None and latest.checkpoint.signer == new.address
+    clean = await verify_with(history)
+    assert clean.ok, clean.problem
+    assert clean.to_dict()["signers"] == list(history)
+    assert clean.to_dict()["signer"] == new.address
+    # trusting only the new key, the old key's checkpoints are foreign
+    only_new = await verify_with((new.address,))
+    assert only_new.problem is not None and only_new.problem.checkpoint_size == first_size
+    # the same two keys in the other order: the old key signing after the new one is refused
+    reversed_order = await verify_with((new.address, old.address))
+    assert reversed_order.problem is not None and "retired" in reversed_order.problem.message
+
+    # the retired key never seals again...
+    write_history(platform, tag="-late")
+    with pytest.raises(SealerStateError, match="retired key must not seal"):
+        await sealer_with(old, history).seal_pending(force=True)
+    # ...and a checkpoint it signs after the rotation fails verification
+    victim = latest.checkpoint
+    rewrite_checkpoint(
+        platform.settings,
+        old.checkpoint(
+            victim.tree_size, victim.root_hex, victim.last_notification_id, victim.created_at
+        ),
+    )
+    late = await verify_with(history)
+    assert late.problem is not None and late.problem.checkpoint_size == victim.tree_size
+    assert "retired sealer key" in late.problem.message
