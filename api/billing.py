@@ -18,7 +18,7 @@ from pydantic import Field
 
 from api.errors import ApiError
 from api.wallet_auth import WalletFields, authenticate_wallet, wallet_fields_from_request
-from commands.results import CommandResult, InvalidCommand
+from commands.results import CommandResult, ConcurrentUpdate, InvalidCommand
 from domain import ids
 from domain.aggregates import credits_for
 from domain.credit_packs import CheckoutAmountError, checkout_amount
@@ -237,6 +237,13 @@ async def webhook(request: Request) -> dict[str, Any]:
             "billing_error",
             "could not read the payment; retry later",
             headers={"Retry-After": "30"},
+        ) from exc
+    except ConcurrentUpdate as exc:  # nothing written; a redelivery will find the winner's state
+        raise ApiError(
+            503,
+            "billing_busy",
+            "concurrent deliveries collided; retry",
+            headers={"Retry-After": "1"},
         ) from exc
     except (InvalidCommand, KeyError, ValueError) as exc:
         # Retrying cannot fix it; acknowledge so Stripe stops, and let reconciliation flag it.

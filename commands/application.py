@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording
 
-from commands.results import CommandResult, InvalidCommand, NotFound
+from commands.results import CommandResult, ConcurrentUpdate, InvalidCommand, NotFound
 from domain import ids
 from domain.aggregates import (
     Account,
@@ -345,7 +345,7 @@ class PryvApplication(Application[UUID]):
             except IntegrityError:
                 continue
             return CommandResult(aggregate_id, recordings[-1].notification.id)
-        raise InvalidCommand(f"refund of {charge_id} kept colliding; retry the webhook")
+        raise ConcurrentUpdate(f"refund of {charge_id} kept colliding")
 
     def record_dispute(
         self,
@@ -423,7 +423,7 @@ class PryvApplication(Application[UUID]):
             except IntegrityError:
                 continue  # a concurrent delivery opened or reinstated it: look again
             return CommandResult(aggregate_id, recordings[-1].notification.id)
-        raise InvalidCommand(f"dispute {dispute_id} kept colliding; retry the webhook")
+        raise ConcurrentUpdate(f"dispute {dispute_id} kept colliding")
 
     # --- holds ------------------------------------------------------------------------------
 

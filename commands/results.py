@@ -19,3 +19,8 @@ class NotFound(LookupError):
 
 class InvalidCommand(ValueError):
     """Arguments the domain refuses (negative amount, missing reason, unknown env...)."""
+
+
+class ConcurrentUpdate(RuntimeError):
+    """Concurrent writers kept winning the race for the same aggregate: nothing was written;
+    the caller may retry (webhooks answer 503 so Stripe redelivers)."""

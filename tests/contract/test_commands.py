@@ -90,6 +90,43 @@ def test_dispute_is_withdrawn_once_and_reinstated_once(app: PryvApplication) -> 
     assert log == [topics.DISPUTE_OPENED, topics.DISPUTE_REINSTATED]
 
 
+def test_reversals_that_keep_colliding_write_nothing_and_say_retry(
+    app: PryvApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventsourcing.persistence import IntegrityError
+
+    from commands.results import ConcurrentUpdate
+
+    app.open_account(WALLET)
+    before = app.max_position()
+
+    def always_lose(*_aggregates: object, **_kwargs: object) -> None:
+        raise IntegrityError("another writer won")
+
+    monkeypatch.setattr(app, "save", always_lose)
+    with pytest.raises(ConcurrentUpdate):
+        app.record_refund(
+            charge_id="ch_1",
+            payment_intent=None,
+            wallet=WALLET,
+            charge_usd_micros=10,
+            charge_credits_micros=10,
+            total_refunded_usd_micros=5,
+        )
+    with pytest.raises(ConcurrentUpdate):
+        app.record_dispute_reinstated(
+            dispute_id="du_1",
+            charge_id="ch_1",
+            payment_intent=None,
+            wallet=WALLET,
+            usd_micros=10,
+            credits_micros=10,
+            reason="fraudulent",
+            status="won",
+        )
+    assert app.max_position() == before
+
+
 def test_same_hold_twice_holds_once_and_settles_once(app: PryvApplication) -> None:
     placed = app.place_hold(**hold_args())
     again = app.place_hold(**hold_args())

@@ -332,6 +332,27 @@ async def test_won_dispute_gives_the_credit_back_once(
     ]
 
 
+async def test_a_delivery_that_keeps_colliding_is_503_so_stripe_retries(
+    gateway: Gateway, stripe_api: FakeStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from commands.results import ConcurrentUpdate
+
+    wallet = SigningWallet.create()
+    event = await paid_checkout(gateway, stripe_api, wallet, packId="pack_10")
+    refunded = stripe_api.refund(charge_of(stripe_api, event))
+
+    def collide(**_fields: object) -> None:
+        raise ConcurrentUpdate("refund kept colliding")
+
+    monkeypatch.setattr(gateway.platform.app, "record_refund", collide)
+    busy = await deliver(gateway, refunded)
+    assert busy.status_code == 503 and busy.json()["error"]["code"] == "billing_busy"
+    assert busy.headers["retry-after"] == "1"
+    monkeypatch.undo()
+    assert (await deliver(gateway, refunded)).json()["result"] == "recorded"  # the redelivery
+    assert (await live_balance(gateway, wallet)).balance_micros == 0
+
+
 async def test_lost_dispute_keeps_the_debit(gateway: Gateway, stripe_api: FakeStripe) -> None:
     wallet = SigningWallet.create()
     event = await paid_checkout(gateway, stripe_api, wallet, packId="pack_10")
