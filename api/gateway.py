@@ -36,7 +36,7 @@ from commands.metering import AdmissionRefused, MeteredRequest
 from domain.catalog import ModelSpec
 from domain.money import micros_to_usd
 from domain.pricing import Usage, hold_micros, output_budget
-from domain.tokens import estimate_prompt_tokens, estimate_text_tokens
+from domain.tokens import estimate_prompt_tokens, estimate_text_tokens, prompt_tokens_ceiling
 from infra.admission import Admission, Verdict
 from infra.platform import Platform
 from infra.upstreams import UpstreamError
@@ -225,12 +225,14 @@ async def chat_completions(request: Request) -> Response:
             param="messages",
         )
     max_out = output_budget(model, prompt_tokens, body.output_limit())
+    # No prompt the upstream accepts is longer than its context: the ceiling need not be either.
+    prompt_hold_tokens = min(prompt_tokens_ceiling(prepared.messages), model.context_length)
     try:
         metered = await platform.meter.admit(
             identity,
             model,
             request_id,
-            hold_micros=hold_micros(model, prompt_tokens, max_out),
+            hold_micros=hold_micros(model, prompt_hold_tokens, max_out),
             estimated_tokens=prompt_tokens + max_out,
         )
     except AdmissionRefused as refused:

@@ -39,6 +39,15 @@ max_output_tokens = 1024
 test_only = true
 
 [[models]]
+id = "echo-output-priced"
+upstream = "builtin:echo"
+input_price_per_million_usd = "0.00"
+output_price_per_million_usd = "2.00"
+context_length = 16384
+max_output_tokens = 1024
+test_only = true
+
+[[models]]
 id = "echo-slow"
 upstream = "builtin:echo"
 input_price_per_million_usd = "1.00"
@@ -56,6 +65,16 @@ input_price_per_million_usd = "3.00"
 output_price_per_million_usd = "15.00"
 context_length = 16384
 max_output_tokens = 256
+
+[[models]]
+id = "fake-dense"
+upstream = "fake"
+upstream_model = "dense"
+input_price_per_million_usd = "3.00"
+output_price_per_million_usd = "15.00"
+context_length = 16384
+max_output_tokens = 256
+test_only = true
 
 [[models]]
 id = "fake-nousage"

@@ -8,6 +8,8 @@ model name (body["model"]):
   default 8); usage = estimate_prompt_tokens(messages) prompt tokens and N completion tokens;
   streaming sends one chunk per word, and a usage chunk only if stream_options.include_usage;
 - "nousage": never reports usage (no `usage` key, no usage chunk);
+- "dense": reports prompt tokens at 3 bytes per token (a tokenizer denser than English: code,
+  numbers, CJK), more than Pryv's central estimate;
 - "error500" (any "errorNNN"): HTTP NNN with {"error": {"message": "boom", ...}};
 - "slow": pauses `slow_delay_seconds` (default 50 ms) before each streamed word;
 - "midfail": streams 3 words, then a `data: {"error": ...}` event, and ends without [DONE].
@@ -187,7 +189,7 @@ class FakeUpstream:
             words = [text[i : i + 3] for i in range(0, len(text), 3)] or [""]
         usage = None
         if "nousage" not in model:
-            prompt = estimate_prompt_tokens(messages)
+            prompt = estimate_prompt_tokens(messages, bytes_per_token=3 if "dense" in model else 4)
             usage = {
                 "prompt_tokens": prompt,
                 "completion_tokens": len(words),

@@ -13,7 +13,8 @@ from openai import AsyncOpenAI
 
 from domain import topics
 from domain.api_keys import parse_api_key
-from domain.tokens import estimate_text_tokens
+from domain.pricing import Usage, cost_micros
+from domain.tokens import estimate_prompt_tokens, estimate_text_tokens
 from infra.settings import Settings
 from projections import balance, ledger
 from tests.fakes.upstream import FakeUpstream
@@ -75,7 +76,9 @@ async def test_sdk_json_and_streaming_calls(gateway: Gateway) -> None:
     models = await client.models.list()
     assert [m.id for m in models.data] == [
         "pryv-echo",
+        "echo-output-priced",
         "echo-slow",
+        "fake-dense",
         "fake-nousage",
         "fake-error",
         "fake-midfail",
@@ -281,6 +284,29 @@ async def test_upstream_error_is_502_and_settles_at_zero(gateway: Gateway) -> No
     assert [(e.data["outcome"], e.data["actual_micros"]) for e in settled] == [
         ("upstream_error", 0)
     ]
+
+
+async def test_a_prompt_denser_than_english_is_charged_in_full(gateway: Gateway) -> None:
+    """Code and numbers tokenize denser than the ~4 bytes/token estimate; the hold's ~2 bytes
+    per token ceiling still covers them, so the settlement charges the reported usage in full
+    instead of being capped at a too-small hold (free service)."""
+    key = await gateway.funded_key()
+    numbers = ",".join(str(n * 7919 % 10007) for n in range(600))  # ~3.5 KB of digits
+    answer = await sdk(gateway, key).chat.completions.create(
+        model="fake-dense",
+        messages=[{"role": "user", "content": numbers}],
+        max_tokens=4,
+    )
+    assert answer.usage is not None
+    [settled] = await gateway.settlements(1)
+    model = gateway.platform.catalog.get("fake-dense")
+    assert model is not None
+    reported = Usage(answer.usage.prompt_tokens, answer.usage.completion_tokens)
+    central = estimate_prompt_tokens([{"role": "user", "content": numbers}])
+    assert reported.prompt_tokens > central  # denser than the central estimate...
+    assert settled.data["actual_micros"] == cost_micros(model, reported)  # ...charged in full
+    assert settled.data["actual_micros"] < settled.data["held_micros"]
+    assert (await account_balance(gateway, key)).held_micros == 0
 
 
 async def test_usage_less_stream_is_estimated_and_flagged(gateway: Gateway) -> None:

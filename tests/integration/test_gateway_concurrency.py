@@ -12,7 +12,7 @@ import pytest
 from domain import topics
 from domain.api_keys import parse_api_key
 from domain.pricing import hold_micros
-from domain.tokens import estimate_prompt_tokens
+from domain.tokens import prompt_tokens_ceiling
 from infra.settings import Settings
 from projections import balance, keys, ledger
 from tests.fakes.upstream import FakeUpstream
@@ -20,6 +20,9 @@ from tests.gateway_harness import Gateway, running_gateway
 
 MAX_TOKENS = 5
 MESSAGES = [{"role": "user", "content": " ".join(f"word{i}" for i in range(40))}]
+# Output tokens only are priced: a request then costs exactly its hold (the hold's prompt
+# ceiling, ~2 bytes/token, is otherwise above what the echo reports for the prompt).
+MODEL = "echo-output-priced"
 
 
 @pytest.fixture
@@ -29,11 +32,11 @@ async def gateway(platform_settings: Settings, upstream: FakeUpstream) -> AsyncI
 
 
 async def test_200_concurrent_requests_against_a_balance_for_20(gateway: Gateway) -> None:
-    echo = gateway.platform.catalog.get("pryv-echo")
-    assert echo is not None
-    # The echo answers exactly MAX_TOKENS words and counts the prompt like the gateway does,
-    # so each request costs exactly its hold: the balance affords 20 of them, whatever the order.
-    cost = hold_micros(echo, estimate_prompt_tokens(MESSAGES), MAX_TOKENS)
+    echo = gateway.platform.catalog.get(MODEL)
+    assert echo is not None and echo.input_micros_per_million == 0
+    # The echo answers exactly MAX_TOKENS words, so each request costs exactly its hold: the
+    # balance affords 20 of them, whatever the order.
+    cost = hold_micros(echo, prompt_tokens_ceiling(MESSAGES), MAX_TOKENS)
     key = await gateway.funded_key(usd=f"{20 * cost / 1_000_000:.6f}")
     record = await keys.read_key(gateway.platform.read_store, parse_api_key(key).key_id)
     assert record is not None
@@ -46,7 +49,7 @@ async def test_200_concurrent_requests_against_a_balance_for_20(gateway: Gateway
                     "/v1/chat/completions",
                     headers={"Authorization": f"Bearer {key}"},
                     json={
-                        "model": "pryv-echo",
+                        "model": MODEL,
                         "messages": MESSAGES,
                         "max_tokens": MAX_TOKENS,
                         # money, not privacy, is under test: the prompt reaches the echo as is
