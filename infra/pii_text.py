@@ -21,6 +21,7 @@ What this module promises (and how):
   step (tokenizer + NER) is serialised by a lock — spaCy's vocabulary and memory zones are shared
   mutable state, and measured here NER does not run faster on two threads than on one (it holds
   the GIL) — while pattern recognizers, context enhancement and redaction run concurrently.
+  Texts that wait for the lock go through NER together as one batch when it frees.
   Everything lazily initialised inside Presidio (regex compilation, phone metadata, the suffix
   list) is warmed up in the constructor.
 - `data:<mime>;base64,...` URLs inside text are not analysed (the text around them is, piece by
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, EntityRecognizer
     from presidio_analyzer.nlp_engine import NlpArtifacts
     from spacy.language import Language
+    from spacy.tokens import Doc
 
 __all__ = [
     "DEFAULT_NER_MODEL",
@@ -314,8 +316,27 @@ class _NerSpan:
     end_char: int
 
 
+_NlpResult = tuple[_Tokens, list[int], list[str], list[_NerSpan]]
+
+
+class _NlpCall:
+    """One caller's text waiting for the spaCy step, and its result once a batch ran it."""
+
+    __slots__ = ("error", "pieces", "result")
+
+    def __init__(self, text: str) -> None:
+        self.pieces = list(_pieces(text, _MAX_NLP_CHARS))
+        self.result: _NlpResult | None = None
+        self.error: BaseException | None = None
+
+
 class _SpacyRunner:
-    """One spaCy pipeline behind a lock; each call inside a memory zone; returns plain data."""
+    """One spaCy pipeline behind a lock; each batch inside a memory zone; returns plain data.
+
+    NER calls that arrive while another holds the lock are batched: whoever takes the lock next
+    runs every waiting text through one `nlp.pipe` (the group-commit pattern, for a neural net:
+    ~2x less CPU per short text at 16 at once). Findings are the same as one call each.
+    """
 
     def __init__(self, model: str) -> None:
         import spacy
@@ -341,33 +362,71 @@ class _SpacyRunner:
         self.nlp = nlp
         self.stop_words: frozenset[str] = frozenset(nlp.Defaults.stop_words)
         self._lock = threading.Lock()
+        self._waiting: list[_NlpCall] = []  # NER calls queued for the next batch
+        self._waiting_lock = threading.Lock()
+        self.batches = 0  # NER batches run (observability and tests)
+        self.batched_calls = 0
 
-    def run(
-        self, text: str, with_ner: bool
-    ) -> tuple[_Tokens, list[int], list[str], list[_NerSpan]]:
+    def run(self, text: str, with_ner: bool) -> _NlpResult:
+        call = _NlpCall(text)
+        if not with_ner:
+            with self._lock, self.nlp.memory_zone():
+                self._collect(call, [self.nlp.make_doc(piece) for _, piece in call.pieces])
+            assert call.result is not None
+            return call.result
+        with self._waiting_lock:
+            self._waiting.append(call)
+        with self._lock:
+            if call.result is None and call.error is None:  # not run by an earlier batch
+                with self._waiting_lock:
+                    batch, self._waiting = self._waiting, []
+                self._run_batch(batch)
+        if call.error is not None:
+            raise call.error
+        assert call.result is not None
+        return call.result
+
+    def _run_batch(self, batch: list[_NlpCall]) -> None:
+        texts = [piece for call in batch for _, piece in call.pieces]
+        # Short texts all at once; long ones a few at a time, so a batch never holds more text
+        # in the network than one maximal piece would (memory stays what it was unbatched).
+        longest = max((len(text) for text in texts), default=1)
+        size = max(1, min(len(texts), _MAX_NLP_CHARS // max(1, longest)))
+        try:
+            with self.nlp.memory_zone():
+                docs = iter(self.nlp.pipe(texts, batch_size=size))
+                for call in batch:
+                    self._collect(call, [next(docs) for _ in call.pieces])
+        except BaseException as error:  # every waiter learns it, not only the batch runner
+            for call in batch:
+                if call.result is None:
+                    call.error = error
+            raise
+        finally:
+            self.batches += 1
+            self.batched_calls += len(batch)
+
+    @staticmethod
+    def _collect(call: _NlpCall, docs: list[Doc]) -> None:
+        """Copy what Presidio needs out of the docs (inside their memory zone)."""
         tokens = _Tokens()
         starts: list[int] = []
         ends: list[int] = []
         lowers: list[str] = []
         spans: list[_NerSpan] = []
-        with self._lock, self.nlp.memory_zone():
-            for offset, piece in _pieces(text, _MAX_NLP_CHARS):
-                doc = self.nlp(piece) if with_ner else self.nlp.make_doc(piece)
-                for token in doc:
-                    tokens.append(token.text)
-                    start = offset + token.idx
-                    starts.append(start)
-                    ends.append(start + len(token.text))
-                    lowers.append(token.lower_)
-                if with_ner:
-                    for ent in doc.ents:
-                        label = _NER_LABELS.get(ent.label_)
-                        if label is not None:
-                            spans.append(
-                                _NerSpan(label, offset + ent.start_char, offset + ent.end_char)
-                            )
+        for (offset, _piece), doc in zip(call.pieces, docs, strict=True):
+            for token in doc:
+                tokens.append(token.text)
+                start = offset + token.idx
+                starts.append(start)
+                ends.append(start + len(token.text))
+                lowers.append(token.lower_)
+            for ent in doc.ents:
+                label = _NER_LABELS.get(ent.label_)
+                if label is not None:
+                    spans.append(_NerSpan(label, offset + ent.start_char, offset + ent.end_char))
         tokens.ends = ends
-        return tokens, starts, lowers, spans
+        call.result = (tokens, starts, lowers, spans)
 
     def strings_count(self) -> int:
         with self._lock:
@@ -704,7 +763,12 @@ _executor_lock = threading.Lock()
 
 
 def pii_threads() -> int:
-    """PRYV_PII_THREADS, default min(4, usable CPUs)."""
+    """PRYV_PII_THREADS, default min(16, 8 x usable CPUs).
+
+    More threads than cores on purpose: a thread waiting for the spaCy lock costs nothing, and
+    the waiters' texts run as one NER batch (`_SpacyRunner`), which is what makes NER cheaper
+    per request under load (measured: 2 threads 88 req/s, 16 threads 117 req/s, 1 API process,
+    PII on, 16 connections; 16 threads without batching: 59 req/s)."""
     raw = os.environ.get("PRYV_PII_THREADS", "").strip()
     if raw:
         threads = int(raw)
@@ -715,7 +779,7 @@ def pii_threads() -> int:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
+    return max(1, min(16, 8 * cpus))
 
 
 def pii_executor() -> ThreadPoolExecutor:
