@@ -64,6 +64,7 @@ def create_app(
     app.state.key_cache = KeyIdentityCache()
     app.state.privacy = PrivacyFilter()
     app.state.metrics = metrics = observability.Metrics()
+    metrics.watch_ner_batches(app.state.privacy.ner_batches)
     install_error_handlers(app)
     app.include_router(gateway.router)
     app.include_router(pii_preview.router)

@@ -13,13 +13,15 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from infra.platform import Platform
 from projections import balance
@@ -69,6 +71,26 @@ class Metrics:
         )
         self.relay_lag = Gauge(
             "pryv_relay_lag_events", "Log positions the bus is behind", registry=self.registry
+        )
+
+    def watch_ner_batches(self, read: Callable[[], tuple[int, int]]) -> None:
+        """Export the PII engine's NER batching (texts / batches = mean batch size)."""
+        self.registry.register(_NerBatchCollector(read))
+
+
+class _NerBatchCollector(Collector):
+    """Counters read from the engine at scrape time (it counts; we only report)."""
+
+    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        batches, texts = self._read()
+        yield CounterMetricFamily(
+            "pryv_pii_ner_batches", "spaCy NER batches run for PII redaction", value=batches
+        )
+        yield CounterMetricFamily(
+            "pryv_pii_ner_texts", "Texts those NER batches carried", value=texts
         )
 
 

@@ -87,6 +87,10 @@ class PrivacyFilter:
         self._lock = asyncio.Lock()
         self.fetch_options: dict[str, Any] = {}  # tests: resolver/allow_addresses
 
+    def ner_batches(self) -> tuple[int, int]:
+        """(NER batches, texts) so far; (0, 0) before the engine is built."""
+        return self._engine.ner_batches if self._engine is not None else (0, 0)
+
     async def engine(self) -> TextPiiEngine:
         async with self._lock:
             if self._engine is None:

@@ -155,6 +155,8 @@ class _ArtifactsSource(Protocol):
 
     def strings_count(self) -> int: ...
 
+    def ner_batches(self) -> tuple[int, int]: ...
+
 
 class TextPiiEngine:
     """The `domain.pii.TextAnalyzer` for text, plus redaction and pseudonymisation.
@@ -178,6 +180,11 @@ class TextPiiEngine:
         )
         self._analyzer, self._nlp = _build_analyzer(ner_model, self.phone_regions)
         self.analyze(_WARM_UP_TEXT, None, 0.0)  # compile regexes, load lazy tables, first spaCy run
+
+    @property
+    def ner_batches(self) -> tuple[int, int]:
+        """(NER batches run, texts they carried) since start: their ratio is the batch size."""
+        return self._nlp.ner_batches()
 
     # -- TextAnalyzer -------------------------------------------------------------------------
 
@@ -501,6 +508,9 @@ def _presidio_classes() -> tuple[type[Any], type[Any], type[Any]]:
 
         def strings_count(self) -> int:
             return self._runner.strings_count()
+
+        def ner_batches(self) -> tuple[int, int]:
+            return self._runner.batches, self._runner.batched_calls
 
     class BisectContextEnhancer(LemmaContextAwareEnhancer):
         """Presidio's lemma context enhancer; finds the match's token by bisection."""

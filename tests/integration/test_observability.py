@@ -54,6 +54,10 @@ async def test_health_ready_and_metrics(gateway: Gateway) -> None:
     assert 'pryv_projection_lag_events{projection="balance"} 0.0' in text
     assert "pryv_relay_lag_events 0.0" in text
     assert "pryv_holds_open 0.0" in text
+    # the chat's prompt went through NER (PII redaction is on by default): one text at least
+    texts = float(text.split("\npryv_pii_ner_texts_total ")[1].split()[0])
+    batches = float(text.split("\npryv_pii_ner_batches_total ")[1].split()[0])
+    assert texts >= 1 and 1 <= batches <= texts
 
 
 async def test_readyz_fails_while_projections_lag(services_settings: Settings) -> None:

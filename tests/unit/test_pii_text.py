@@ -413,16 +413,16 @@ def test_engine_is_thread_safe(engine: TextPiiEngine, patterns_only: TextPiiEngi
             (i, work(jobs[i])) for i in reversed(range(offset, len(jobs), 8))
         ]
 
-    runner = engine._nlp._runner  # type: ignore[attr-defined]
-    batches, calls = runner.batches, runner.batched_calls
+    batches, calls = engine.ner_batches
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = [r for rs in pool.map(worker, range(8)) for r in rs]
     assert len(results) == 2 * len(jobs)
     for i, findings in results:
         assert findings == serial[i]  # batched NER finds exactly what one call each finds
     # NER calls that waited for the lock ran together: fewer batches than calls
-    assert runner.batched_calls - calls == 2 * len(texts)
-    assert runner.batches - batches < runner.batched_calls - calls
+    batches_after, calls_after = engine.ner_batches
+    assert calls_after - calls == 2 * len(texts)
+    assert batches_after - batches < calls_after - calls
 
 
 async def test_run_off_loop_uses_the_pii_pool(engine: TextPiiEngine) -> None:
