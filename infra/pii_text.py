@@ -394,24 +394,30 @@ class _SpacyRunner:
         return call.result
 
     def _run_batch(self, batch: list[_NlpCall]) -> None:
+        """Run `batch` through NER; every call ends with a result or an error."""
         texts = [piece for call in batch for _, piece in call.pieces]
         # Short texts all at once; long ones a few at a time, so a batch never holds more text
         # in the network than one maximal piece would (memory stays what it was unbatched).
         longest = max((len(text) for text in texts), default=1)
         size = max(1, min(len(texts), _MAX_NLP_CHARS // max(1, longest)))
+        self.batches += 1
+        self.batched_calls += len(batch)
         try:
             with self.nlp.memory_zone():
                 docs = iter(self.nlp.pipe(texts, batch_size=size))
                 for call in batch:
                     self._collect(call, [next(docs) for _ in call.pieces])
-        except BaseException as error:  # every waiter learns it, not only the batch runner
-            for call in batch:
-                if call.result is None:
-                    call.error = error
-            raise
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].error = error
+            else:  # one text spaCy cannot take must not fail the others: each on its own
+                for call in batch:
+                    if call.result is None:
+                        self._run_batch([call])
         finally:
-            self.batches += 1
-            self.batched_calls += len(batch)
+            for call in batch:
+                if call.result is None and call.error is None:
+                    call.error = RuntimeError("the NER batch was interrupted")
 
     @staticmethod
     def _collect(call: _NlpCall, docs: list[Doc]) -> None:

@@ -425,6 +425,28 @@ def test_engine_is_thread_safe(engine: TextPiiEngine, patterns_only: TextPiiEngi
     assert batches_after - batches < calls_after - calls
 
 
+def test_a_text_ner_cannot_take_fails_alone_not_its_batch(
+    engine: TextPiiEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.pii_text import _NlpCall
+
+    runner = engine._nlp._runner  # type: ignore[attr-defined]
+    real_pipe = runner.nlp.pipe
+
+    def pipe(texts: list[str], **kwargs: object) -> object:
+        if any("POISON" in text for text in texts):
+            raise ValueError("spaCy choked")
+        return real_pipe(texts, **kwargs)
+
+    monkeypatch.setattr(runner.nlp, "pipe", pipe)
+    good = _NlpCall("Maria Garcia flew to Paris.")
+    bad = _NlpCall("POISON")
+    runner._run_batch([good, bad])
+    assert good.result is not None and good.error is None
+    assert "PERSON" in {span.label_ for span in good.result[3]}
+    assert bad.result is None and isinstance(bad.error, ValueError)
+
+
 async def test_run_off_loop_uses_the_pii_pool(engine: TextPiiEngine) -> None:
     loop_thread = threading.get_ident()
 
