@@ -217,6 +217,7 @@ async def get_ledger(
     limit: int = Query(default=20, ge=1, le=100),
     cursor: str | None = Query(default=None),
 ) -> dict[str, Any]:
-    """Every posting on the account (purchases, grants, usage), newest first, cursor-paginated."""
+    """Every posting on the account (purchases, grants, usage, refunds, disputes and their
+    reversals), newest first, cursor-paginated."""
     wallet = await _auth(request, None, WalletAction.LEDGER)
     return await ledger_page(_platform(request).read_store, wallet, cursor=cursor, limit=limit)
