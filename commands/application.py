@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording
 
 from commands.results import CommandResult, ConcurrentUpdate, InvalidCommand, NotFound
@@ -44,6 +45,30 @@ class CreatedKey:
     result: CommandResult
     issued: ParsedApiKey  # holds the token: return it to the caller once, never log or store it
     key: ApiKey
+
+
+_A = TypeVar("_A", bound=Aggregate)
+
+
+def _open_dispute(
+    dispute_id: str,
+    charge_id: str,
+    payment_intent: str | None,
+    wallet: str,
+    usd_micros: int,
+    credits_micros: int,
+    reason: str,
+) -> ChargeDispute:
+    return ChargeDispute(
+        dispute_id=dispute_id,
+        charge_id=charge_id,
+        payment_intent=payment_intent,
+        account_id=str(ids.account_id(wallet)),
+        wallet=wallet,
+        usd_micros=usd_micros,
+        credits_micros=credits_micros,
+        reason=reason,
+    )
 
 
 class PryvApplication(Application[UUID]):
@@ -310,42 +335,24 @@ class PryvApplication(Application[UUID]):
         """Reverse the credit of a refunded charge, up to Stripe's cumulative refunded total.
 
         Idempotent: a total already recorded (a redelivery, or an older webhook arriving late)
-        is a duplicate. Two deliveries racing collide on the aggregate version; the loser retries
-        against the winner's state.
+        is a duplicate.
         """
         wallet = wallet.lower()
-        for _attempt in range(3):
-            aggregate_id = ids.refunds_id(charge_id)
-            try:
-                refunds: ChargeRefunds = self._get(ChargeRefunds, aggregate_id)
-                new = False
-            except NotFound:
-                try:
-                    refunds = ChargeRefunds(
-                        charge_id=charge_id,
-                        payment_intent=payment_intent,
-                        account_id=str(ids.account_id(wallet)),
-                        wallet=wallet,
-                        charge_usd_micros=charge_usd_micros,
-                        charge_credits_micros=charge_credits_micros,
-                    )
-                except DomainRuleViolation as exc:
-                    raise InvalidCommand(str(exc)) from exc
-                new = True
-            try:
-                changed = refunds.refund_to(total_refunded_usd_micros)
-            except DomainRuleViolation as exc:
-                raise InvalidCommand(str(exc)) from exc
-            if not changed:
-                return CommandResult(aggregate_id, None, duplicate=True)
-            if new:
-                self._ensure_account(wallet)
-            try:
-                recordings = self.save(refunds)
-            except IntegrityError:
-                continue
-            return CommandResult(aggregate_id, recordings[-1].notification.id)
-        raise ConcurrentUpdate(f"refund of {charge_id} kept colliding")
+        return self._change_racing(
+            ChargeRefunds,
+            ids.refunds_id(charge_id),
+            lambda: ChargeRefunds(
+                charge_id=charge_id,
+                payment_intent=payment_intent,
+                account_id=str(ids.account_id(wallet)),
+                wallet=wallet,
+                charge_usd_micros=charge_usd_micros,
+                charge_credits_micros=charge_credits_micros,
+            ),
+            lambda refunds: refunds.refund_to(total_refunded_usd_micros),
+            wallet=wallet,
+            what=f"refund of {charge_id}",
+        )
 
     def record_dispute(
         self,
@@ -361,15 +368,8 @@ class PryvApplication(Application[UUID]):
         """Take back the disputed credit once per dispute."""
         wallet = wallet.lower()
         try:
-            dispute = ChargeDispute(
-                dispute_id=dispute_id,
-                charge_id=charge_id,
-                payment_intent=payment_intent,
-                account_id=str(ids.account_id(wallet)),
-                wallet=wallet,
-                usd_micros=usd_micros,
-                credits_micros=credits_micros,
-                reason=reason,
+            dispute = _open_dispute(
+                dispute_id, charge_id, payment_intent, wallet, usd_micros, credits_micros, reason
             )
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
@@ -394,36 +394,54 @@ class PryvApplication(Application[UUID]):
         lost or still on its way) is opened first, so the ledger shows the withdrawal and the
         reinstatement and their sum is zero; the late `created` is then a duplicate."""
         wallet = wallet.lower()
-        aggregate_id = ids.dispute_id(dispute_id)
+        return self._change_racing(
+            ChargeDispute,
+            ids.dispute_id(dispute_id),
+            lambda: _open_dispute(
+                dispute_id, charge_id, payment_intent, wallet, usd_micros, credits_micros, reason
+            ),
+            lambda dispute: dispute.reinstate(status),
+            wallet=wallet,
+            what=f"dispute {dispute_id}",
+        )
+
+    def _change_racing(
+        self,
+        cls: type[_A],
+        aggregate_id: UUID,
+        open_new: Callable[[], _A],
+        change: Callable[[_A], bool],
+        *,
+        wallet: str,
+        what: str,
+    ) -> CommandResult:
+        """Load the aggregate (or open it), apply `change` and save; `change` returning False
+        means nothing new (a duplicate). Deliveries racing collide on the aggregate version: the
+        loser retries against the winner's state, a few times, then ConcurrentUpdate."""
         for _attempt in range(3):
             try:
-                dispute: ChargeDispute = self._get(ChargeDispute, aggregate_id)
+                aggregate: _A = self._get(cls, aggregate_id)
                 new = False
             except NotFound:
                 try:
-                    dispute = ChargeDispute(
-                        dispute_id=dispute_id,
-                        charge_id=charge_id,
-                        payment_intent=payment_intent,
-                        account_id=str(ids.account_id(wallet)),
-                        wallet=wallet,
-                        usd_micros=usd_micros,
-                        credits_micros=credits_micros,
-                        reason=reason,
-                    )
+                    aggregate = open_new()
                 except DomainRuleViolation as exc:
                     raise InvalidCommand(str(exc)) from exc
                 new = True
-            if not dispute.reinstate(status):
+            try:
+                changed = change(aggregate)
+            except DomainRuleViolation as exc:
+                raise InvalidCommand(str(exc)) from exc
+            if not changed:
                 return CommandResult(aggregate_id, None, duplicate=True)
             if new:
                 self._ensure_account(wallet)
             try:
-                recordings = self.save(dispute)
+                recordings = self.save(aggregate)
             except IntegrityError:
-                continue  # a concurrent delivery opened or reinstated it: look again
+                continue  # a concurrent delivery changed it first: look again
             return CommandResult(aggregate_id, recordings[-1].notification.id)
-        raise ConcurrentUpdate(f"dispute {dispute_id} kept colliding")
+        raise ConcurrentUpdate(f"{what} kept colliding")
 
     # --- holds ------------------------------------------------------------------------------
 
