@@ -16,7 +16,7 @@ def parse_cursor(raw: str | None) -> int | None:
     """A `nextCursor` from a previous page (a log position), or None for the first page."""
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) <= 0:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19) or int(raw) <= 0:
         raise ApiError(400, "invalid_params", "cursor must be a nextCursor value", param="cursor")
     return int(raw)
 

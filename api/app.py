@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from api import billing, gateway, management, observability, pii_preview
 from api.bearer import KeyIdentityCache
+from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from api.privacy import AccountSettingsCache, PrivacyFilter
@@ -65,12 +66,32 @@ def create_app(
     app.state.privacy = PrivacyFilter()
     app.state.metrics = metrics = observability.Metrics()
     metrics.watch_ner_batches(app.state.privacy.ner_batches)
+
+    def shortfalls() -> tuple[int, int]:
+        active: Platform | None = getattr(app.state, "platform", None)
+        return (
+            (0, 0) if active is None else (active.meter.shortfalls, active.meter.shortfall_micros)
+        )
+
+    metrics.watch_counters(
+        shortfalls,
+        ("pryv_settlement_shortfalls", "Settlements whose reported cost exceeded the hold"),
+        ("pryv_settlement_shortfall_micros", "Reported cost beyond the hold, not charged (µUSD)"),
+    )
+    metrics.watch_counters(
+        app.state.privacy.work_done,
+        ("pryv_pii_texts", "Texts the PII engine analysed"),
+        ("pryv_pii_images", "Images redacted (OCR and faces)"),
+        ("pryv_pii_documents", "PDFs and web pages read for redaction"),
+    )
     install_error_handlers(app)
     app.include_router(gateway.router)
     app.include_router(pii_preview.router)
     app.include_router(management.router)
     app.include_router(billing.router)
     app.include_router(observability.router)
+    # Outermost last: every request is logged and counted, then its body is bounded.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(observability.ObservabilityMiddleware, metrics=metrics)
     install_openapi(app)
     if platform is not None:

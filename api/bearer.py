@@ -9,6 +9,7 @@ DELETE returns.
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 
 from fastapi import Request
@@ -43,6 +44,17 @@ class KeyIdentityCache:
             self._entries.popitem(last=False)
 
 
+async def _key_index_rebuilding(platform: Platform) -> bool:
+    """The key index is a replay in progress (the read store lost its data): fenced and not yet
+    past the fence, or empty over a log that is not."""
+    store = platform.read_store
+    applied = (await store.position(keys.NAME)).position
+    fence = await store.fence_position()
+    if fence:
+        return applied < fence
+    return applied == 0 and await asyncio.to_thread(platform.app.max_position) > 0
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -65,6 +77,14 @@ async def authenticate_key(request: Request, platform: Platform) -> KeyIdentity:
     if identity is not None:
         return identity
     record = await keys.read_key_by_hash(platform.read_store, secret_hash)
+    if record is None and await _key_index_rebuilding(platform):
+        # Not "invalid": SDKs treat 401 as final, and the key may well exist.
+        raise ApiError(
+            503,
+            "read_models_rebuilding",
+            "the key index is being rebuilt after a storage failure; retry shortly",
+            headers={"Retry-After": "1"},
+        )
     if record is None or record.key_id != parsed.key_id:
         raise ApiError(401, "invalid_api_key", "invalid API key")
     identity = KeyIdentity(

@@ -12,6 +12,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
+from eth_utils.address import is_hex_address
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import Field
@@ -22,7 +23,7 @@ from commands.results import CommandResult, ConcurrentUpdate, InvalidCommand
 from domain import ids
 from domain.aggregates import credits_for
 from domain.credit_packs import CheckoutAmountError, checkout_amount
-from domain.money import micros_to_usd
+from domain.money import BILLING_CURRENCY, micros_to_usd
 from domain.wallet_messages import WalletAction
 from infra.platform import Platform
 from infra.stripe_billing import BillingNotConfigured, BillingUnavailable, InvalidWebhook
@@ -119,9 +120,18 @@ async def checkout(request: Request, body: CheckoutRequest) -> dict[str, Any]:
     }
 
 
+def _minor_units(raw: Any) -> int:
+    """A Stripe amount (integer minor units); anything else is a malformed event."""
+    if isinstance(raw, bool) or not isinstance(raw, int | None):
+        raise ValueError(f"amount {raw!r} is not an integer")
+    return raw or 0
+
+
 def _meta_int(metadata: dict[str, Any], name: str) -> int | None:
     raw = metadata.get(name)
-    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
 
 
 def _credits(metadata: dict[str, Any], usd_micros: int) -> int:
@@ -132,14 +142,38 @@ def _credits(metadata: dict[str, Any], usd_micros: int) -> int:
     return credits_for(usd_micros, quoted_usd, quoted_credits)
 
 
+def _refusal(obj: dict[str, Any], wallet: Any) -> str | None:
+    """Why a signed Stripe object that names a Pryv wallet still cannot move credit: money in
+    another currency (¥1000 is not $1000), or a wallet that is not an address."""
+    currency = str(obj.get("currency") or "").lower()
+    if currency != BILLING_CURRENCY:
+        return f"currency {currency or 'missing'!r} is not {BILLING_CURRENCY!r}"
+    if not isinstance(wallet, str) or not is_hex_address(wallet):
+        return "wallet metadata is not a 0x address"
+    return None
+
+
 async def _purchase(platform: Platform, session: dict[str, Any]) -> CommandResult | str:
     if session.get("payment_status") != "paid":
         return "ignored: not paid yet"
     metadata = session.get("metadata") or {}
     wallet = metadata.get("pryv_wallet")
-    paid_micros = int(session.get("amount_total") or 0) * 10_000
+    amount_minor = _minor_units(session.get("amount_total"))
+    paid_micros = amount_minor * 10_000
     if not wallet or paid_micros <= 0:
         return "ignored: not a Pryv checkout"
+    refused = _refusal(session, wallet)
+    if refused is not None:
+        log.error("checkout session %s not credited: %s", session.get("id"), refused)
+        recorded = await asyncio.to_thread(
+            platform.app.record_rejected_payment,
+            source_id=str(session["id"]),
+            reason=refused,
+            currency=str(session.get("currency") or "")[:16],
+            amount_minor=amount_minor,
+            payment_intent=session.get("payment_intent"),
+        )
+        return f"rejected: {refused}" + (" (already recorded)" if recorded.duplicate else "")
     return await asyncio.to_thread(
         platform.app.record_purchase,
         source_id=str(session["id"]),
@@ -164,7 +198,10 @@ async def _refund(platform: Platform, charge: dict[str, Any]) -> CommandResult |
     wallet = metadata.get("pryv_wallet")
     if not wallet:
         return "ignored: not a Pryv payment"
-    charge_usd = int(charge["amount"]) * 10_000
+    refused = _refusal(charge, wallet)
+    if refused is not None:  # its payment was never credited either
+        return f"rejected: {refused}"
+    charge_usd = _minor_units(charge["amount"]) * 10_000
     return await asyncio.to_thread(
         platform.app.record_refund,
         charge_id=str(charge["id"]),
@@ -172,7 +209,7 @@ async def _refund(platform: Platform, charge: dict[str, Any]) -> CommandResult |
         wallet=wallet,
         charge_usd_micros=charge_usd,
         charge_credits_micros=_credits(metadata, charge_usd),
-        total_refunded_usd_micros=int(charge.get("amount_refunded") or 0) * 10_000,
+        total_refunded_usd_micros=_minor_units(charge.get("amount_refunded")) * 10_000,
     )
 
 
@@ -192,7 +229,10 @@ async def _dispute(platform: Platform, kind: str, dispute: dict[str, Any]) -> Co
     wallet = metadata.get("pryv_wallet")
     if not wallet:
         return "ignored: not a Pryv payment"
-    usd = int(dispute["amount"]) * 10_000
+    refused = _refusal(dispute, wallet)
+    if refused is not None:
+        return f"rejected: {refused}"
+    usd = _minor_units(dispute["amount"]) * 10_000
     fields: dict[str, Any] = dict(
         dispute_id=str(dispute["id"]),
         charge_id=str(dispute.get("charge") or ""),

@@ -1,7 +1,8 @@
 """The chat-completions request: OpenAI's fields, plus Pryv's privacy controls and their aliases.
 
-Unknown OpenAI parameters (temperature, top_p, tools, response_format, seed, …) pass through to
-the upstream untouched; Pryv's own fields are validated here and never forwarded.
+Other OpenAI parameters (temperature, top_p, tools, response_format, seed, …) are kept and
+forwarded under the rules of `domain.upstream_body` (each field redacted, refused or
+allowlisted); Pryv's own fields are validated here and never forwarded.
 """
 
 from __future__ import annotations
@@ -115,8 +116,8 @@ class ChatCompletionRequest(BaseModel):
     messages: list[Message] = Field(min_length=1, max_length=2048)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1)
     tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
     n: int | None = Field(default=None, ge=1, le=1, description="only n=1 is supported")
 
@@ -167,9 +168,23 @@ class ChatCompletionRequest(BaseModel):
     def wants_usage_chunk(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
 
-    def upstream_body(self, upstream_model: str, max_tokens: int) -> dict[str, Any]:
-        """What the upstream receives: OpenAI fields only, our model name and output cap, and
-        always a usage report (the settlement needs it)."""
+    def prompt_text(self) -> str:
+        """The messages' own text (no media), for the cheap credit floor checked before any
+        redaction: a lower bound of what the prompt will be held at."""
+        texts: list[str] = []
+        for message in self.messages:
+            if isinstance(message.content, str):
+                texts.append(message.content)
+            for part in message.content if isinstance(message.content, list) else []:
+                text = getattr(part, "text", None)
+                if isinstance(text, str):
+                    texts.append(text)
+        return "\n".join(texts)
+
+    def upstream_body(self, upstream_model: str) -> dict[str, Any]:
+        """What the upstream receives before redaction (a fresh copy the caller may rewrite):
+        OpenAI's fields only, our model name, and always a usage report (the settlement needs
+        it). The caller sets `max_tokens` once the prompt is known."""
         body = self.model_dump(
             exclude_none=True,
             exclude={
@@ -183,7 +198,7 @@ class ChatCompletionRequest(BaseModel):
             },
         )
         body["model"] = upstream_model
-        body["max_tokens"] = max_tokens
+        body.pop("max_tokens", None)
         if self.stream:
             body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
         else:

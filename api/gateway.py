@@ -12,15 +12,17 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from api.bearer import authenticate_key
+from api.body_limits import NOT_PARSED, parsed_json
 from api.chat_schemas import ChatCompletionRequest
 from api.errors import ApiError
 from api.observability import REQUEST_ID
@@ -36,7 +38,7 @@ from commands.metering import AdmissionRefused, MeteredRequest
 from domain.catalog import ModelSpec
 from domain.money import micros_to_usd
 from domain.pricing import Usage, hold_micros, output_budget
-from domain.tokens import estimate_prompt_tokens, estimate_text_tokens, prompt_tokens_ceiling
+from domain.tokens import estimate_request_tokens, estimate_text_tokens, request_tokens_ceiling
 from infra.admission import Admission, Verdict
 from infra.platform import Platform
 from infra.upstreams import UpstreamError
@@ -73,7 +75,11 @@ async def _visible_models(request: Request) -> list[ModelSpec]:
     platform = _platform(request)
     identity = await authenticate_key(request, platform)
     record = await keys.read_key(platform.read_store, identity.key_id)
-    if record is None or not record.usable_now():
+    if (
+        record is None
+        or not record.usable_now()
+        or await platform.meter.is_revoked(identity.key_id)
+    ):
         raise ApiError(401, "inactive_api_key", "this API key is revoked or expired")
     return platform.catalog.visible_to(identity.env, record.models)
 
@@ -112,7 +118,13 @@ def rate_headers(admission: Admission) -> dict[str, str]:
 def refusal(admission: Admission, request_id: str) -> ApiError:
     headers = {**rate_headers(admission), "X-Request-Id": request_id}
     status, code, message = {
-        Verdict.UNKNOWN_KEY: (401, "invalid_api_key", "invalid API key"),
+        # The key authenticated (its identity is known), yet the key index lacks it: the index
+        # is being rebuilt. Not 401 — SDKs treat that as final.
+        Verdict.UNKNOWN_KEY: (
+            503,
+            "read_models_rebuilding",
+            "the key index is being rebuilt after a storage failure; retry shortly",
+        ),
         Verdict.INACTIVE: (401, "inactive_api_key", "this API key is revoked or expired"),
         Verdict.MODEL_NOT_ALLOWED: (
             403,
@@ -138,6 +150,8 @@ def refusal(admission: Admission, request_id: str) -> ApiError:
             "not enough credits for this request; add credits in Billing",
         ),
     }[admission.verdict]
+    if status == 503:
+        headers.setdefault("Retry-After", "1")
     return ApiError(status, code, message, headers=headers)
 
 
@@ -152,11 +166,10 @@ def _request_id(request: Request) -> str:
     return supplied
 
 
-async def _parse(request: Request) -> ChatCompletionRequest:
-    try:
-        raw = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", "request body is not valid JSON") from exc
+def _parse(request: Request) -> ChatCompletionRequest:
+    raw = parsed_json(request.scope)  # BodyLimitMiddleware parsed (and bounded) it
+    if raw is NOT_PARSED:
+        raise ApiError(400, "invalid_json", "request body is not valid JSON")
     try:
         return ChatCompletionRequest.model_validate(raw)
     except ValidationError as exc:
@@ -186,11 +199,15 @@ def _upstream_error(exc: UpstreamError, headers: dict[str, str]) -> ApiError:
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, metered: hold before the upstream call, settle after it.
-    PII is removed (or pseudonymized) before anything is sent upstream."""
+    PII is removed (or pseudonymized) before anything is sent upstream.
+
+    Order matters for cost: authenticate, then the cheap admission precheck (key status,
+    entitlement, RPM, a credit floor), and only then the expensive work (redaction, fetches,
+    OCR), the exact hold, and the upstream call. A refused request does no PII work."""
     platform = _platform(request)
     identity = await authenticate_key(request, platform)
     request_id = _request_id(request)
-    body = await _parse(request)
+    body = _parse(request)
     model = platform.catalog.get(body.model)
     if model is None:
         raise ApiError(400, "invalid_model", f"unknown model {body.model!r}", param="model")
@@ -202,6 +219,18 @@ async def chat_completions(request: Request) -> Response:
             f" model {model.id!r}",
             param="model",
         )
+    upstream_body = body.upstream_body(model.upstream_model)
+    floor_tokens = min(estimate_text_tokens(body.prompt_text()), model.context_length)
+    try:
+        await platform.meter.precheck(
+            identity,
+            model,
+            request_id,
+            floor_micros=hold_micros(model, floor_tokens, 0),
+            floor_tokens=floor_tokens,
+        )
+    except AdmissionRefused as refused:
+        raise refusal(refused.admission, request_id) from None
     plan = resolve_plan(
         mode=body.privacy_mode,
         entities=body.pii_entities,
@@ -211,12 +240,11 @@ async def chat_completions(request: Request) -> Response:
     )
     privacy: PrivacyFilter = request.app.state.privacy
     prepared = await privacy.prepare(
-        [m.model_dump(exclude_none=True) for m in body.messages],
-        plan,
-        pdfs=body.pdfs or (),
-        urls=body.urls or (),
+        upstream_body, plan, pdfs=body.pdfs or (), urls=body.urls or ()
     )
-    prompt_tokens = estimate_prompt_tokens(prepared.messages)
+    # Everything forwarded counts: messages, tools and their schemas, response_format,
+    # prediction, documents, fetched pages.
+    prompt_tokens = estimate_request_tokens(prepared.body)
     if prompt_tokens >= model.context_length:
         raise ApiError(
             400,
@@ -225,8 +253,9 @@ async def chat_completions(request: Request) -> Response:
             param="messages",
         )
     max_out = output_budget(model, prompt_tokens, body.output_limit())
+    prepared.body["max_tokens"] = max_out
     # No prompt the upstream accepts is longer than its context: the ceiling need not be either.
-    prompt_hold_tokens = min(prompt_tokens_ceiling(prepared.messages), model.context_length)
+    prompt_hold_tokens = min(request_tokens_ceiling(prepared.body), model.context_length)
     try:
         metered = await platform.meter.admit(
             identity,
@@ -234,6 +263,7 @@ async def chat_completions(request: Request) -> Response:
             request_id,
             hold_micros=hold_micros(model, prompt_hold_tokens, max_out),
             estimated_tokens=prompt_tokens + max_out,
+            prechecked=True,
         )
     except AdmissionRefused as refused:
         raise refusal(refused.admission, request_id) from None
@@ -249,13 +279,9 @@ async def chat_completions(request: Request) -> Response:
             "X-Pryv-PII-Redacted": counts_header(prepared.counts),
         },
     )
-    upstream_body = {
-        **body.upstream_body(model.upstream_model, max_out),
-        "messages": prepared.messages,
-    }
     if body.stream:
-        return await _stream(exchange, body, upstream_body)
-    return await _complete(exchange, upstream_body)
+        return await _stream(exchange, body, prepared.body)
+    return await _complete(exchange, prepared.body)
 
 
 @dataclass
@@ -267,14 +293,25 @@ class Exchange:
     prompt_tokens: int
     prepared: Prepared
     headers: dict[str, str]
+    settled: bool = False
 
     def settle(self, spent: Usage, outcome: str) -> None:
+        """The one settlement of this request; later calls are no-ops (a stream has several
+        places that may be the last to see it)."""
+        if self.settled:
+            return
+        self.settled = True
         # A task of its own: the answer does not wait for the debit's commit, and a client that
         # hangs up cannot cancel it. A crash in the milliseconds before it commits leaves the
         # hold to the sweeper (expired, flagged).
         self.platform.meter.settle_in_background(
             self.metered, spent, outcome, pii_counts=dict(self.prepared.counts)
         )
+
+    def abandoned(self, completion_text: str = "") -> Usage:
+        """What a request the client left costs once the upstream was called: the prompt (it
+        was processed) and whatever was streamed, estimated."""
+        return Usage(self.prompt_tokens, estimate_text_tokens(completion_text), estimated=True)
 
 
 async def _complete(exchange: Exchange, upstream_body: dict[str, Any]) -> Response:
@@ -323,7 +360,7 @@ async def _stream(
         exchange.settle(exc.usage or Usage(0, 0), "upstream_error")
         raise _upstream_error(exc, exchange.headers) from None
     except BaseException:
-        exchange.settle(Usage(0, 0), "client_abort")
+        exchange.settle(exchange.abandoned(), "client_abort")
         raise
     vault = exchange.prepared.vault
     restorers = StreamRestorers(vault) if vault is not None else None
@@ -377,18 +414,44 @@ async def _stream(
             yield sse({"error": error})
         finally:
             text = "".join(streamed)
-            if outcome == "ok":
+            if outcome == "ok" or reported is not None:
                 spent = _usage(reported, exchange.prompt_tokens, text)
-            elif text:  # the client got part of an answer: bill what was streamed
-                spent = Usage(exchange.prompt_tokens, estimate_text_tokens(text), estimated=True)
-            else:
-                spent = Usage(0, 0)
+            else:  # the upstream was called: the prompt is billed, and what was streamed
+                spent = exchange.abandoned(text)
             exchange.settle(spent, outcome)
             with contextlib.suppress(BaseException):
                 await chunks.aclose()
 
-    return StreamingResponse(
+    return SettlingStreamingResponse(
         events(),
+        settle_abandoned=lambda: exchange.settle(exchange.abandoned(), "client_abort"),
         media_type="text/event-stream",
         headers={**exchange.headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class SettlingStreamingResponse(StreamingResponse):
+    """A stream whose request is settled however it ends. Starlette neither closes the body
+    iterator when the client leaves nor starts it if the client left before the first byte,
+    so a generator's `finally` alone can miss the settlement (a free prefill). Here the
+    iterator is closed explicitly (its `finally` settles what it saw), and if it never ran,
+    `settle_abandoned` bills the prompt."""
+
+    def __init__(
+        self, content: AsyncIterator[str], *, settle_abandoned: Callable[[], None], **kwargs: Any
+    ) -> None:
+        super().__init__(content, **kwargs)
+        self._content = content
+        self._settle_abandoned = settle_abandoned
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            try:
+                closing = getattr(self._content, "aclose", None)
+                if closing is not None:
+                    with contextlib.suppress(Exception):
+                        await closing()
+            finally:
+                self._settle_abandoned()  # a no-op when the iterator already settled

@@ -132,8 +132,9 @@ async def list_keys(
 async def revoke_key(
     request: Request, key_id: str, body: RevokeKeyRequest | None = None
 ) -> dict[str, Any]:
-    """Revoke a key. Returns only once the key index shows it revoked, so the very next request
-    with that key — on any API instance — is refused."""
+    """Revoke a key: the Revoked event is recorded and, in the same call, the key is marked
+    revoked where every API instance's admission looks, so the very next request with it — on
+    any instance — is refused, without waiting for the key index to catch up."""
     wallet = await _auth(request, body, WalletAction.REVOKE, key_id)
     platform = _platform(request)
     if not is_valid_key_id(key_id):
@@ -147,24 +148,15 @@ async def revoke_key(
         raise ApiError(
             404, "key_not_found", f"no key {key_id!r} for this wallet", param="keyId"
         ) from exc
-    position = result.position
-    if position is None:  # already revoked: whatever revoked it is at or before the log's end
-        position = await asyncio.to_thread(platform.app.max_position)
-    applied = await wait_until_applied(
-        platform.read_store, keys.NAME, position, platform.settings.revocation_wait_seconds
-    )
-    if not applied:
-        raise ApiError(
-            503,
-            "revocation_pending",
-            "revocation is recorded but not yet visible to every instance; retry the DELETE",
-            headers={"Retry-After": "1"},
-        )
+    # Marked after the event is durable (a mark without its event would be a revocation
+    # nobody can audit); if marking fails the call fails and the retry is idempotent.
+    await platform.meter.revoke(key_id)
     record = await keys.read_key(platform.read_store, key_id)
-    return {
-        **(key_object(record) if record else {"id": key_id, "object": "api_key"}),
-        "deleted": True,
-    }
+    shown = key_object(record) if record else {"id": key_id, "object": "api_key"}
+    if shown.get("status") != "revoked":  # the key index has not applied it yet
+        shown["status"] = "revoked"
+        shown["revokedAt"] = datetime.now(UTC).isoformat()
+    return {**shown, "deleted": True, "alreadyRevoked": result.duplicate}
 
 
 @router.get("/settings")

@@ -85,6 +85,8 @@ def ledger_entry_object(entry: dict[str, Any]) -> dict[str, Any]:
     out = {_camel(k): v for k, v in entry.items()}
     out["object"] = "ledger_entry"
     out["amountUsd"] = micros_to_usd(int(entry["amount_micros"]))
+    if entry.get("shortfall_micros"):
+        out["shortfallUsd"] = micros_to_usd(int(entry["shortfall_micros"]))
     return out
 
 

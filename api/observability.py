@@ -29,6 +29,7 @@ from projections.catalog import PROJECTIONS
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 access_log = logging.getLogger("pryv.access")
+CLIENT_CLOSED_REQUEST = 499
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -75,23 +76,28 @@ class Metrics:
 
     def watch_ner_batches(self, read: Callable[[], tuple[int, int]]) -> None:
         """Export the PII engine's NER batching (texts / batches = mean batch size)."""
-        self.registry.register(_NerBatchCollector(read))
+        self.watch_counters(
+            read,
+            ("pryv_pii_ner_batches", "spaCy NER batches run for PII redaction"),
+            ("pryv_pii_ner_texts", "Texts those NER batches carried"),
+        )
+
+    def watch_counters(self, read: Callable[[], tuple[int, ...]], *names: tuple[str, str]) -> None:
+        """Export counters that another component keeps, read at scrape time: `read` returns
+        one value per (name, help) pair."""
+        self.registry.register(_ReadCounters(read, names))
 
 
-class _NerBatchCollector(Collector):
-    """Counters read from the engine at scrape time (it counts; we only report)."""
+class _ReadCounters(Collector):
+    """Counters read from their owner at scrape time (it counts; we only report)."""
 
-    def __init__(self, read: Callable[[], tuple[int, int]]) -> None:
+    def __init__(self, read: Callable[[], tuple[int, ...]], names: tuple[tuple[str, str], ...]):
         self._read = read
+        self._names = names
 
     def collect(self) -> Iterator[Metric]:
-        batches, texts = self._read()
-        yield CounterMetricFamily(
-            "pryv_pii_ner_batches", "spaCy NER batches run for PII redaction", value=batches
-        )
-        yield CounterMetricFamily(
-            "pryv_pii_ner_texts", "Texts those NER batches carried", value=texts
-        )
+        for (name, documentation), value in zip(self._names, self._read(), strict=True):
+            yield CounterMetricFamily(name, documentation, value=value)
 
 
 def _route(scope: Scope) -> str:
@@ -117,7 +123,7 @@ class ObservabilityMiddleware:
         request_id = supplied if 0 < len(supplied) <= 128 else f"req_{uuid.uuid4().hex}"
         token = REQUEST_ID.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status = 0  # no response started yet
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -131,7 +137,12 @@ class ObservabilityMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except BaseException:
+            status = status or 500
+            raise
         finally:
+            # Returned without answering: the client left first (nginx's 499), not a failure.
+            status = status or CLIENT_CLOSED_REQUEST
             elapsed = time.perf_counter() - started
             route, method = _route(scope), str(scope.get("method", ""))
             self.metrics.requests.labels(route, method, str(status)).inc()

@@ -8,11 +8,12 @@ else can never burn a wallet's nonce.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.errors import ApiError
 from domain.wallet_messages import (
@@ -52,12 +53,20 @@ def wallet_fields_from_request(request: Request, body: WalletFields | None) -> W
     if body is not None and (body.wallet_address or body.message or body.signature):
         return body
     headers = request.headers
+    source: Mapping[str, str]
     if any(name in headers for name in _SOURCES[0]):
-        address, message, signature = (headers.get(name) for name in _SOURCES[0])
+        names, source = _SOURCES[0], headers
     else:
-        query = request.query_params
-        address, message, signature = (query.get(name) for name in _SOURCES[1])
-    return WalletFields(walletAddress=address, message=message, signature=signature)
+        names, source = _SOURCES[1], request.query_params
+    address, message, signature = (source.get(name) for name in names)
+    try:
+        return WalletFields(walletAddress=address, message=message, signature=signature)
+    except ValidationError as exc:  # over-long values: the client's mistake, never a 500
+        first = exc.errors()[0]
+        field = {"walletAddress": 0, "message": 1, "signature": 2}.get(str(first["loc"][0]), 0)
+        raise ApiError(
+            400, "validation_error", f"{names[field]}: {first['msg']}", param=names[field]
+        ) from exc
 
 
 async def authenticate_wallet(

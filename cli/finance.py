@@ -16,7 +16,7 @@ from infra.read_store_memory import MemoryReadStore
 from infra.settings import Settings
 from infra.stripe_billing import facts_from_balance_transactions, facts_from_csv
 from projections import balance
-from projections.finance import live_postings, payment_facts
+from projections.finance import live_postings, payment_facts, rejected_payments, shortfalls
 from projections.replay import replay_log
 from projections.store import ReadStore
 
@@ -39,7 +39,9 @@ async def build_report(platform: Platform, stripe_csv: Path | None) -> Report:
     for account, postings in live_postings(events).items():
         projected = await balance.read_balance(store, account, "live")
         checks.append(AccountCheck(account, projected.balance_micros, postings))
-    return reconcile(payment_facts(events), stripe_facts, checks)
+    report = reconcile(payment_facts(events), stripe_facts, checks, rejected_payments(events))
+    report.shortfalls = shortfalls(events)
+    return report
 
 
 def _usd(micros: int | None) -> str:
@@ -60,6 +62,23 @@ def render(report: Report) -> str:
             f"{check.account_id:<38} {_usd(check.projected_micros):>14} "
             f"{_usd(check.postings_micros):>14}  {'ok' if check.ok else 'MISMATCH'}"
         )
+    if report.shortfalls:
+        rows.append("")
+        rows.append("usage beyond its hold, not charged:")
+        rows.append(f"{'account':<38} {'request':<40} {'charged':>14} {'shortfall':>14}")
+        for short in report.shortfalls:
+            rows.append(
+                f"{short.account_id:<38} {short.request_id:<40} "
+                f"{_usd(short.charged_micros):>14} {_usd(short.shortfall_micros):>14}"
+            )
+    if report.rejected_payments:
+        rows.append("")
+        rows.append("payments received but not credited (refund them):")
+        for rejected in report.rejected_payments:
+            rows.append(
+                f"{rejected.source_id:<40} {rejected.amount_minor:>12} "
+                f"{rejected.currency:<4} {rejected.reason}"
+            )
     rows.append("")
     counts = report.counts()
     rows.append("summary: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
@@ -91,6 +110,25 @@ def as_json(report: Report) -> str:
                     "ok": a.ok,
                 }
                 for a in report.accounts
+            ],
+            "shortfalls": [
+                {
+                    "accountId": x.account_id,
+                    "requestId": x.request_id,
+                    "model": x.model,
+                    "chargedMicros": x.charged_micros,
+                    "shortfallMicros": x.shortfall_micros,
+                }
+                for x in report.shortfalls
+            ],
+            "rejectedPayments": [
+                {
+                    "sourceId": x.source_id,
+                    "currency": x.currency,
+                    "amountMinor": x.amount_minor,
+                    "reason": x.reason,
+                }
+                for x in report.rejected_payments
             ],
         },
         indent=2,

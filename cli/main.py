@@ -265,13 +265,16 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    app = open_application(Settings.from_env())
+    settings = Settings.from_env()
+    app = open_application(settings)
     try:
         result = app.revoke_key(
             wallet=normalize_address(args.wallet), key_id=args.key_id, reason=args.reason
         )
     finally:
         app.close()
+    if settings.redis_url:  # refused at once by every API instance, as a DELETE would be
+        asyncio.run(_mark_revoked(settings, args.key_id))
     _print(
         {
             "id": args.key_id,
@@ -281,6 +284,18 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         }
     )
     return 0
+
+
+async def _mark_revoked(settings: Settings, key_id: str) -> None:
+    from infra.admission_redis import RedisAdmission
+    from infra.read_store_redis import RedisReadStore
+
+    assert settings.redis_url is not None
+    store = RedisReadStore.from_url(settings.redis_url, settings.redis_prefix)
+    try:
+        await RedisAdmission(store).mark_revoked(key_id)
+    finally:
+        await store.close()
 
 
 def cmd_credits_grant(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from domain.aggregates import (
     CreditGrant,
     CreditPurchase,
     DomainRuleViolation,
+    RejectedPayment,
     UsageHold,
 )
 from domain.api_keys import KEY_ENVS, ParsedApiKey, hash_api_key, issue_api_key
@@ -318,6 +319,30 @@ class PryvApplication(Application[UUID]):
         self._ensure_account(wallet)
         return self._save_new(purchase)
 
+    def record_rejected_payment(
+        self,
+        *,
+        source_id: str,
+        reason: str,
+        currency: str,
+        amount_minor: int,
+        source: str = "stripe",
+        payment_intent: str | None = None,
+    ) -> CommandResult:
+        """Record, once, a payment that was refused credit (finance refunds it)."""
+        try:
+            rejected = RejectedPayment(
+                source_id=source_id,
+                source=source,
+                reason=reason,
+                currency=currency,
+                amount_minor=amount_minor,
+                payment_intent=payment_intent,
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        return self._save_new(rejected)
+
     def has_purchase(self, source_id: str) -> bool:
         """Whether the payment `source_id` has been credited (exact: reads the aggregate)."""
         return self._exists(ids.purchase_id(source_id))
@@ -477,7 +502,7 @@ class PryvApplication(Application[UUID]):
         self,
         hold: UsageHold | UUID,
         *,
-        actual_micros: int,
+        cost_micros: int,
         tokens_in: int,
         tokens_out: int,
         outcome: str,
@@ -492,7 +517,7 @@ class PryvApplication(Application[UUID]):
             return CommandResult(aggregate.id, None, duplicate=True)
         try:
             aggregate.settle(
-                actual_micros=actual_micros,
+                cost_micros=cost_micros,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
                 outcome=outcome,
@@ -523,9 +548,7 @@ class PryvApplication(Application[UUID]):
             if hold.settled or datetime.fromisoformat(hold.expires_at) > now:
                 continue
             report.settled.append(
-                self.settle_hold(
-                    hold, actual_micros=0, tokens_in=0, tokens_out=0, outcome="expired"
-                )
+                self.settle_hold(hold, cost_micros=0, tokens_in=0, tokens_out=0, outcome="expired")
             )
         return report
 

@@ -75,6 +75,8 @@ class Meter:
         self._gate = gate
         self._limits = limits or MeteringLimits()
         self._settlements: set[asyncio.Task[CommandResult | None]] = set()
+        self.shortfalls = 0  # settlements whose cost exceeded their hold (exported as metrics)
+        self.shortfall_micros = 0
 
     async def admit(
         self,
@@ -86,9 +88,11 @@ class Meter:
         estimated_tokens: int,
         now: datetime | None = None,
         check_entitlement: bool = True,
+        prechecked: bool = False,
     ) -> MeteredRequest:
         """`check_entitlement=False` for platform features a key may use whatever its model
-        list (the PII preview), still metered and rate limited."""
+        list (the PII preview), still metered and rate limited. `prechecked`: `precheck`
+        already counted this request against RPM."""
         now = now or datetime.now(UTC)
         expires_at = now + self._limits.hold_ttl
         hold = self._app.new_hold(
@@ -122,6 +126,7 @@ class Meter:
                 now_ms=int(now.timestamp() * 1000),
                 default_rpm=self._limits.default_rpm,
                 default_tpm=self._limits.default_tpm,
+                count_request=not prechecked,
             )
         )
         if not admission.admitted:
@@ -147,6 +152,56 @@ class Meter:
             admission,
         )
 
+    async def precheck(
+        self,
+        key: KeyIdentity,
+        model: ModelSpec,
+        request_id: str,
+        *,
+        floor_micros: int,
+        floor_tokens: int,
+        now: datetime | None = None,
+    ) -> Admission:
+        """Refuse early and cheaply what admission would refuse anyway — a revoked or expired
+        key, a model it may not use, RPM, a budget or balance below `floor_micros` — before
+        the request's expensive work. Counts the request against RPM; holds nothing."""
+        now = now or datetime.now(UTC)
+        hold_id = str(UsageHold.create_id(key.key_id, request_id))
+        floor = {
+            "account_id": key.account_id,
+            "env": key.env,
+            "key_id": key.key_id,
+            "amount_micros": floor_micros,
+            "expires_at": now.isoformat(),
+        }
+        admission = await self._gate.precheck(
+            AdmissionRequest(
+                key_id=key.key_id,
+                key_record_key=keys.record_key(key.aggregate_id),
+                limits_key=ratelimit_config.limits_key(key.aggregate_id),
+                spend_key=usage.key_month_key(key.key_id, now.strftime("%Y-%m")),
+                key_held_key=balance.key_held_key(key.key_id),
+                balance_key=balance.balance_key(key.account_id, key.env),
+                model=model.id,
+                hold=balance.open_hold(hold_id, floor),
+                estimated_tokens=floor_tokens,
+                now_ms=int(now.timestamp() * 1000),
+                default_rpm=self._limits.default_rpm,
+                default_tpm=self._limits.default_tpm,
+            )
+        )
+        if not admission.admitted:
+            raise AdmissionRefused(admission)
+        return admission
+
+    async def revoke(self, key_id: str) -> None:
+        """Mark a key revoked for every instance at once (its Revoked event is already
+        written; the key index catches up when the projector applies it)."""
+        await self._gate.mark_revoked(key_id)
+
+    async def is_revoked(self, key_id: str) -> bool:
+        return await self._gate.is_revoked(key_id)
+
     async def settle(
         self,
         request: MeteredRequest,
@@ -156,19 +211,21 @@ class Meter:
         price_micros: int | None = None,
         pii_counts: dict[str, int] | None = None,
     ) -> CommandResult | None:
-        """Append the request's one settlement, charging at most what was held: the tokens at
-        the model's prices, or a flat `price_micros` (e.g. a PII preview)."""
+        """Append the request's one settlement: the tokens at the model's prices, or a flat
+        `price_micros` (e.g. a PII preview). The hold caps the debit; any excess is recorded
+        on the event as a shortfall (UsageHold.settle) and counted here."""
         actual = cost_micros(request.model, spent) if price_micros is None else price_micros
         if actual > request.hold_micros:
+            self.shortfalls += 1
+            self.shortfall_micros += actual - request.hold_micros
             log.warning(
-                "request %s cost %s > hold %s; charging the hold",
+                "request %s cost %s > hold %s; the excess is recorded as a shortfall",
                 request.request_id,
                 actual,
                 request.hold_micros,
             )
-            actual = request.hold_micros
         request.hold.settle(
-            actual_micros=actual,
+            cost_micros=actual,
             tokens_in=spent.prompt_tokens,
             tokens_out=spent.completion_tokens,
             outcome=outcome,

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from dashboard import actions, auth, reads
 from dashboard.context import DashboardConfig, DashboardContext, context
@@ -128,4 +129,5 @@ def create_dashboard(
     app.include_router(actions.router)
     app.include_router(actions.public)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimitMiddleware)  # outermost: before the security-headers middleware
     return app

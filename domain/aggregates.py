@@ -175,6 +175,35 @@ class CreditGrant(Aggregate):
         self.granted_by = granted_by
 
 
+class RejectedPayment(Aggregate):
+    """A payment the processor reports as made but that Pryv refused to credit (a currency
+    other than Pryv's, no valid wallet to credit). Recorded so finance sees money that arrived
+    and was not credited (to refund it), instead of it being lost in a log line."""
+
+    @staticmethod
+    def create_id(source_id: str) -> UUID:
+        return ids.rejected_payment_id(source_id)
+
+    @event("Recorded")
+    def __init__(
+        self,
+        source_id: str,
+        source: str,
+        reason: str,
+        currency: str,
+        amount_minor: int,
+        payment_intent: str | None,
+    ) -> None:
+        if not reason.strip():
+            raise DomainRuleViolation("a rejected payment needs a reason")
+        self.source_id = source_id
+        self.source = source
+        self.reason = reason
+        self.currency = currency
+        self.amount_minor = amount_minor
+        self.payment_intent = payment_intent
+
+
 def credits_for(usd_micros: int, purchase_usd_micros: int, purchase_credits_micros: int) -> int:
     """Credits that `usd_micros` of a purchase bought (packs can carry bonus credit), floored."""
     return usd_micros * purchase_credits_micros // purchase_usd_micros
@@ -335,20 +364,25 @@ class UsageHold(Aggregate):
     def settle(
         self,
         *,
-        actual_micros: int,
+        cost_micros: int,
         tokens_in: int,
         tokens_out: int,
         outcome: str,
         estimated: bool,
         pii_counts: dict[str, int] | None = None,
     ) -> None:
-        """`pii_counts`: entity types and how many were redacted — never the values."""
+        """Debit what the request cost, never more than was held: the account was only ever
+        reserved the hold, so charging beyond it could overspend. What the upstream reported
+        beyond the hold is recorded as `shortfall_micros` (uncharged, for finance to see), with
+        the reported tokens, instead of vanishing. `pii_counts`: entity types and how many
+        were redacted — never the values."""
         if self.settled:
             raise DomainRuleViolation("hold already settled")
         if outcome not in SETTLEMENT_OUTCOMES:
             raise DomainRuleViolation(f"unknown settlement outcome {outcome!r}")
-        if actual_micros < 0 or tokens_in < 0 or tokens_out < 0:
+        if cost_micros < 0 or tokens_in < 0 or tokens_out < 0:
             raise DomainRuleViolation("settlement amounts are never negative")
+        charged = min(cost_micros, self.amount_micros)
         self._settled(
             account_id=self.account_id,
             key_id=self.key_id,
@@ -356,12 +390,13 @@ class UsageHold(Aggregate):
             env=self.env,
             model=self.model,
             held_micros=self.amount_micros,
-            actual_micros=actual_micros,
+            actual_micros=charged,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             outcome=outcome,
             estimated=estimated,
             pii_counts=dict(sorted((pii_counts or {}).items())),
+            shortfall_micros=cost_micros - charged,
         )
 
     @event("Settled")
@@ -379,6 +414,8 @@ class UsageHold(Aggregate):
         outcome: str,
         estimated: bool,
         pii_counts: dict[str, int] | None = None,
+        shortfall_micros: int = 0,  # absent from settlements recorded before it existed
     ) -> None:
         self.settled = True
         self.actual_micros = actual_micros
+        self.shortfall_micros = shortfall_micros

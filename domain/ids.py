@@ -38,3 +38,8 @@ def refunds_id(charge_id: str) -> UUID:
 
 def dispute_id(dispute_ref: str) -> UUID:
     return uuid5(PRYV_NAMESPACE, f"dispute:{dispute_ref}")
+
+
+def rejected_payment_id(source_id: str) -> UUID:
+    """A payment refused at the door (wrong currency, no valid wallet) is recorded once."""
+    return uuid5(PRYV_NAMESPACE, f"rejected-payment:{source_id}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
 MICROS_PER_USD = 1_000_000
+BILLING_CURRENCY = "usd"  # the one currency Pryv sells credit in (Stripe's lower-case code)
 TOKENS_PER_PRICE_UNIT = 1_000_000  # prices are quoted per 1M tokens, like OpenAI's price list
 
 

@@ -24,6 +24,7 @@ class Kind(StrEnum):
 class Status(StrEnum):
     MATCHED = "matched"
     MISSING_IN_LEDGER = "missing_in_ledger"
+    REJECTED = "rejected"  # paid, and refused credit on purpose (wrong currency, no wallet)
     MISSING_IN_STRIPE = "missing_in_stripe"
     AMOUNT_MISMATCH = "amount_mismatch"
 
@@ -57,10 +58,35 @@ class AccountCheck:
         return self.projected_micros == self.postings_micros
 
 
+@dataclass(frozen=True)
+class Shortfall:
+    """A settlement whose reported cost exceeded its hold: the excess was not charged."""
+
+    account_id: str
+    request_id: str
+    model: str
+    charged_micros: int
+    shortfall_micros: int
+
+
+@dataclass(frozen=True)
+class RejectedPayment:
+    """Money the processor reports as paid that Pryv refused to credit (to be refunded)."""
+
+    source_id: str
+    currency: str
+    amount_minor: int
+    reason: str
+    payment_intent: str | None = None
+
+
 @dataclass
 class Report:
     lines: list[Line] = field(default_factory=list)
     accounts: list[AccountCheck] = field(default_factory=list)
+    # Facts for finance that are not mismatches: they never make a report unclean.
+    shortfalls: list[Shortfall] = field(default_factory=list)
+    rejected_payments: list[RejectedPayment] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -73,6 +99,8 @@ class Report:
         for line in self.lines:
             out[line.status.value] += 1
         out["account_mismatches"] = sum(not a.ok for a in self.accounts)
+        out["shortfalls"] = len(self.shortfalls)
+        out["rejected_payments"] = len(self.rejected_payments)
         return out
 
 
@@ -90,12 +118,21 @@ def reconcile(
     ledger: Iterable[PaymentFact],
     stripe: Iterable[PaymentFact],
     accounts: Iterable[AccountCheck] = (),
+    rejected: Iterable[RejectedPayment] = (),
 ) -> Report:
+    """`rejected`: payments recorded as refused credit; their charges are `rejected`, not
+    missing (still not clean: the money is to be refunded)."""
     ours, theirs = _totals(ledger), _totals(stripe)
-    report = Report(accounts=sorted(accounts, key=lambda a: a.account_id))
+    refused = list(rejected)
+    refused_keys = {key for r in refused for key in (r.source_id, r.payment_intent) if key}
+    report = Report(
+        accounts=sorted(accounts, key=lambda a: a.account_id), rejected_payments=refused
+    )
     for kind, key in sorted(set(ours) | set(theirs)):
         mine, stripes = ours.get((kind, key)), theirs.get((kind, key))
-        if mine is None:
+        if mine is None and kind is Kind.CHARGE and key in refused_keys:
+            status = Status.REJECTED
+        elif mine is None:
             status = Status.MISSING_IN_LEDGER
         elif stripes is None:
             status = Status.MISSING_IN_STRIPE

@@ -13,6 +13,7 @@ from domain.aggregates import (
     ChargeRefunds,
     CreditGrant,
     CreditPurchase,
+    RejectedPayment,
     UsageHold,
 )
 
@@ -22,6 +23,7 @@ KEY_CREATED = "pryv.ApiKey.Created.v1"
 KEY_LIMITS_CHANGED = "pryv.ApiKey.LimitsChanged.v1"
 KEY_REVOKED = "pryv.ApiKey.Revoked.v1"
 PURCHASE_COMPLETED = "pryv.CreditPurchase.Completed.v1"
+PAYMENT_REJECTED = "pryv.RejectedPayment.Recorded.v1"
 GRANT_GRANTED = "pryv.CreditGrant.Granted.v1"
 REFUNDS_OPENED = "pryv.ChargeRefunds.Opened.v1"
 REFUNDED = "pryv.ChargeRefunds.Refunded.v1"
@@ -44,6 +46,7 @@ EVENT_TOPICS: dict[type, str] = {
     _event_class(ApiKey, "LimitsChanged"): KEY_LIMITS_CHANGED,
     _event_class(ApiKey, "Revoked"): KEY_REVOKED,
     _event_class(CreditPurchase, "Completed"): PURCHASE_COMPLETED,
+    _event_class(RejectedPayment, "Recorded"): PAYMENT_REJECTED,
     _event_class(CreditGrant, "Granted"): GRANT_GRANTED,
     _event_class(ChargeRefunds, "Opened"): REFUNDS_OPENED,
     _event_class(ChargeRefunds, "Refunded"): REFUNDED,
@@ -64,5 +67,6 @@ AGGREGATE_TOPICS: dict[type, str] = {
         UsageHold,
         ChargeRefunds,
         ChargeDispute,
+        RejectedPayment,
     )
 }

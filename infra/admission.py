@@ -6,6 +6,16 @@ budget, and finally `available credit >= hold`. If all pass, the hold is recorde
 model (the same OpenHold the projector later applies for its Placed event) and the request and
 its estimated tokens are counted. Doing it in one step (a Redis Lua script, or one uninterrupted
 Python call in memory) is what makes overspend impossible under any concurrency.
+
+`precheck` runs the same checks earlier and cheaper, before a request's expensive work (PII
+redaction, fetches, OCR), with a floor instead of the exact hold: a key that is revoked, over
+its RPM, or whose wallet cannot afford even the prompt's text is refused before any of that
+work, and the request is counted against RPM there (the final admission then does not count it
+again). Nothing is held by a precheck.
+
+Revocation marks: a revoked key's id is recorded here by the DELETE that revokes it, and both
+steps refuse a marked key, so a revocation takes effect on every instance at once, even while
+the projector that updates the key index is down.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ class AdmissionRequest:
     now_ms: int
     default_rpm: int
     default_tpm: int
+    count_request: bool = True  # False: a precheck already counted it against RPM
 
     @property
     def now_s(self) -> int:
@@ -78,6 +89,17 @@ class Admission:
 
 class AdmissionGate(Protocol):
     async def admit(self, request: AdmissionRequest) -> Admission: ...
+
+    async def precheck(self, request: AdmissionRequest) -> Admission:
+        """The admission checks with `request.hold` as a floor: nothing is held, the request is
+        counted against RPM (and TPM is checked, not counted)."""
+        ...
+
+    async def mark_revoked(self, key_id: str) -> None:
+        """Refuse `key_id` from now on, whatever the key index says."""
+        ...
+
+    async def is_revoked(self, key_id: str) -> bool: ...
 
     async def release(self, close: CloseHold) -> None:
         """Undo an admission whose hold never became durable (store down, duplicate id)."""

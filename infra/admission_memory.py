@@ -35,6 +35,7 @@ class MemoryAdmission:
     def __init__(self, store: MemoryReadStore) -> None:
         self._store = store
         self._windows: dict[str, dict[int, int]] = defaultdict(dict)
+        self._revoked: set[str] = set()
 
     def _window(self, name: str, now_s: int) -> dict[int, int]:
         buckets = self._windows[name]
@@ -43,6 +44,18 @@ class MemoryAdmission:
         return buckets
 
     async def admit(self, request: AdmissionRequest) -> Admission:
+        return self._decide(request, precheck=False)
+
+    async def precheck(self, request: AdmissionRequest) -> Admission:
+        return self._decide(request, precheck=True)
+
+    async def mark_revoked(self, key_id: str) -> None:
+        self._revoked.add(key_id)
+
+    async def is_revoked(self, key_id: str) -> bool:
+        return key_id in self._revoked
+
+    def _decide(self, request: AdmissionRequest, *, precheck: bool) -> Admission:
         store, now_s = self._store, request.now_s
         if store.fence:
             balance_at = int(store.read_fields("pos:balance").get("position", 0))
@@ -54,6 +67,8 @@ class MemoryAdmission:
             return Admission(Verdict.UNKNOWN_KEY)
         expires = _int(key, "expires_epoch", 0)
         if key.get("status") != "active" or (expires and expires <= now_s):
+            return Admission(Verdict.INACTIVE)
+        if request.key_id in self._revoked:
             return Admission(Verdict.INACTIVE)
         # From here on the key is known: every answer carries its rate-limit state.
         limits = store.read_fields(request.limits_key)
@@ -74,7 +89,8 @@ class MemoryAdmission:
             return refused(Verdict.DUPLICATE)
 
         rpm_used, tpm_used = sum(rpm.values()), sum(tpm.values())
-        if rpm_used + 1 > rpm_limit:
+        counting = precheck or request.count_request
+        if counting and rpm_used + 1 > rpm_limit:
             return refused(Verdict.RPM, retry_after(rpm, now_s, rpm_used + 1 - rpm_limit))
         if tpm_used + request.estimated_tokens > tpm_limit:
             if request.estimated_tokens > tpm_limit:  # can never fit: say so, wait a full window
@@ -94,8 +110,16 @@ class MemoryAdmission:
         if available < amount:
             return refused(Verdict.CREDITS, available_micros=available)
 
+        if counting:
+            rpm[now_s] = rpm.get(now_s, 0) + 1
+        if precheck:
+            return Admission(
+                Verdict.ADMITTED,
+                _state(rpm_limit, rpm, now_s),
+                _state(tpm_limit, tpm, now_s),
+                available_micros=available,
+            )
         store.apply_op(request.hold)
-        rpm[now_s] = rpm.get(now_s, 0) + 1
         tpm[now_s] = tpm.get(now_s, 0) + request.estimated_tokens
         return Admission(
             Verdict.ADMITTED,

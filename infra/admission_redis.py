@@ -16,7 +16,7 @@ from infra.read_store_redis import LUA_APPLY_OPS, RedisReadStore, encode_op
 from projections.ops import CloseHold
 
 # ARGV[1] = "{prefix}:rm:", ARGV[2] = "{prefix}:rl:", ARGV[3] = JSON request (integers as strings),
-# ARGV[4] = the replay fence key
+# ARGV[4] = the replay fence key, ARGV[5] = the set of revoked key ids
 _LUA_ADMIT = (
     LUA_APPLY_OPS
     + r"""
@@ -92,6 +92,9 @@ local fields = redis.call('HMGET', key, 'status', 'expires_epoch', 'models')
 if not fields[1] then return answer('unknown_key') end
 local expires = num(fields[2], 0)
 if fields[1] ~= 'active' or (expires > 0 and expires <= now) then return answer('inactive') end
+if redis.call('SISMEMBER', ARGV[5], r.key_id) == 1 then return answer('inactive') end
+local precheck = r.precheck == '1'
+local counting = precheck or r.count == '1'
 -- From here on the key is known: every answer carries its rate-limit state (the headers).
 local limits = redis.call('HMGET', pryv_phys(r.limits_key), 'rpm', 'tpm', 'monthly_budget_micros')
 local rpm_limit = num(limits[1], tonumber(r.default_rpm))
@@ -117,7 +120,7 @@ if r.model ~= '' and fields[3] and fields[3] ~= '' and fields[3] ~= '[]' then
 end
 if redis.call('EXISTS', pryv_phys(r.hold[2])) == 1 then return refused('duplicate') end
 
-if rpm_used + 1 > rpm_limit then
+if counting and rpm_used + 1 > rpm_limit then
   return refused('rpm', retry_after(rpm, rpm_used + 1 - rpm_limit))
 end
 if tpm_used + tokens > tpm_limit then
@@ -138,16 +141,26 @@ if available < amount then
   return refused('credits', nil, {avail = string.format('%.0f', available)})
 end
 
-pryv_apply_ops({r.hold})
 local second = tostring(now)
-redis.call('HINCRBY', rpm_key, second, 1)
+if counting then
+  redis.call('HINCRBY', rpm_key, second, 1)
+  redis.call('EXPIRE', rpm_key, WINDOW * 2)
+  rpm[now] = (rpm[now] or 0) + 1
+  rpm_used = rpm_used + 1
+end
+if precheck then
+  return answer('admitted', {
+    rpm = state(rpm_limit, rpm, rpm_used),
+    tpm = state(tpm_limit, tpm, tpm_used),
+    avail = string.format('%.0f', available),
+  })
+end
+pryv_apply_ops({r.hold})
 redis.call('HINCRBY', tpm_key, second, r.tokens)
-redis.call('EXPIRE', rpm_key, WINDOW * 2)
 redis.call('EXPIRE', tpm_key, WINDOW * 2)
-rpm[now] = (rpm[now] or 0) + 1
 tpm[now] = (tpm[now] or 0) + tokens
 return answer('admitted', {
-  rpm = state(rpm_limit, rpm, rpm_used + 1),
+  rpm = state(rpm_limit, rpm, rpm_used),
   tpm = state(tpm_limit, tpm, tpm_used + tokens),
   avail = string.format('%.0f', available - amount),
 })
@@ -173,10 +186,23 @@ class RedisAdmission:
         self._store = store
         self._rm = f"{store.prefix}:rm:"
         self._rl = f"{store.prefix}:rl:"
+        self._revoked = f"{store.prefix}:revoked"  # admission state: not a read model
         self._admit = store.client.register_script(_LUA_ADMIT)
         self._correct = store.client.register_script(_LUA_CORRECT)
 
     async def admit(self, request: AdmissionRequest) -> Admission:
+        return await self._decide(request, precheck=False)
+
+    async def precheck(self, request: AdmissionRequest) -> Admission:
+        return await self._decide(request, precheck=True)
+
+    async def mark_revoked(self, key_id: str) -> None:
+        await self._store.client.sadd(self._revoked, key_id)
+
+    async def is_revoked(self, key_id: str) -> bool:
+        return bool(await self._store.client.sismember(self._revoked, key_id))
+
+    async def _decide(self, request: AdmissionRequest, *, precheck: bool) -> Admission:
         payload: dict[str, Any] = {
             "key_id": request.key_id,
             "key_record_key": request.key_record_key,
@@ -190,9 +216,11 @@ class RedisAdmission:
             "now_s": str(request.now_s),
             "default_rpm": str(request.default_rpm),
             "default_tpm": str(request.default_tpm),
+            "precheck": "1" if precheck else "0",
+            "count": "1" if request.count_request else "0",
         }
         raw = await self._admit(
-            args=[self._rm, self._rl, json.dumps(payload), self._store.fence_key]
+            args=[self._rm, self._rl, json.dumps(payload), self._store.fence_key, self._revoked]
         )
         doc = json.loads(raw)
         return Admission(

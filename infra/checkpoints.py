@@ -32,8 +32,6 @@ from typing import Any, Protocol
 
 import nats.errors
 import nats.js.errors
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils.address import is_hex_address
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
@@ -46,6 +44,7 @@ from domain.merkle import Checkpoint, checkpoint_payload
 from domain.wallet_messages import WalletAuthError
 from infra.bus import BusUnavailable
 from infra.bus_nats import default_subject_prefix
+from infra.ethereum import Account, encode_defunct
 from infra.postgres_ddl import take_ddl_lock
 from infra.settings import Settings
 from infra.wallet_signatures import recover_signer

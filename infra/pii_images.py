@@ -308,6 +308,12 @@ def _ocr_words(image: Image.Image) -> tuple[str, list[_Word]]:
     return "".join(parts), words
 
 
+def ocr_text(image: Image.Image) -> str:
+    """The text Tesseract reads in `image` (a scanned PDF page, say); ImageRedactionFailed
+    when OCR is unavailable or fails."""
+    return _ocr_words(image)[0]
+
+
 def _ocr_scale(image: Image.Image) -> int:
     """Tesseract reads small screen text (x-height under ~10 px) badly: small images are
     upscaled 2x for OCR (boxes are mapped back)."""

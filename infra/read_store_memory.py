@@ -126,6 +126,9 @@ class MemoryReadStore:
     async def set_fence(self, position: int) -> None:
         self.fence = position
 
+    async def fence_position(self) -> int:
+        return self.fence
+
     async def generations(self) -> dict[str, int]:
         return dict(self._generations)
 

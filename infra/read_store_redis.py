@@ -309,6 +309,10 @@ class RedisReadStore:
     async def set_fence(self, position: int) -> None:
         await self._client.set(self.fence_key, str(position))
 
+    async def fence_position(self) -> int:
+        raw = await self._client.get(self.fence_key)
+        return int(_text(raw)) if raw else 0
+
     async def generations(self) -> dict[str, int]:
         raw = await self._client.hgetall(self._gens_key)
         self._gens = {_text(k): int(_text(v)) for k, v in raw.items()}

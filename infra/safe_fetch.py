@@ -386,7 +386,12 @@ async def _read_body(response: httpx.Response, max_bytes: int) -> bytes:
     decompressed) is an error. Decompression is bounded per step, so a gzip bomb never expands
     beyond max_bytes + 1 in memory."""
     length = response.headers.get("content-length")
-    if length is not None and length.strip().isdigit() and int(length) > max_bytes:
+    declared = (length or "").strip()
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > max_bytes)
+    ):
         raise FetchRejected("too large")
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     decompressor: zlib._Decompress | None

@@ -11,7 +11,7 @@ from typing import Any
 
 import stripe
 
-from domain.money import usd_to_micros
+from domain.money import BILLING_CURRENCY, usd_to_micros
 from domain.reconciliation import Kind, PaymentFact
 
 log = logging.getLogger("pryv.billing")
@@ -92,7 +92,7 @@ class StripeBilling:
                     "line_items": [
                         {
                             "price_data": {
-                                "currency": "usd",
+                                "currency": BILLING_CURRENCY,
                                 "unit_amount": usd_cents,
                                 "product_data": {"name": label},
                             },

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils.address import is_hex_address, to_checksum_address
 
 from domain.wallet_messages import WalletAuthCode, WalletAuthError
+from infra.ethereum import Account, encode_defunct
 
 
 def normalize_address(address: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from domain import topics
 from domain.envelope import EventEnvelope
-from domain.reconciliation import Kind, PaymentFact
+from domain.reconciliation import Kind, PaymentFact, RejectedPayment, Shortfall
 
 
 def payment_facts(events: Iterable[EventEnvelope]) -> list[PaymentFact]:
@@ -50,3 +50,32 @@ def live_postings(events: Iterable[EventEnvelope]) -> dict[str, int]:
         elif event.topic == topics.DISPUTE_REINSTATED:
             sums[data["account_id"]] += data["credits_micros"]
     return dict(sums)
+
+
+def shortfalls(events: Iterable[EventEnvelope]) -> list[Shortfall]:
+    """Settlements the hold capped: usage the upstream reported and nobody was charged for."""
+    return [
+        Shortfall(
+            account_id=e.data["account_id"],
+            request_id=e.data["request_id"],
+            model=e.data["model"],
+            charged_micros=e.data["actual_micros"],
+            shortfall_micros=e.data["shortfall_micros"],
+        )
+        for e in events
+        if e.topic == topics.HOLD_SETTLED and e.data.get("shortfall_micros")
+    ]
+
+
+def rejected_payments(events: Iterable[EventEnvelope]) -> list[RejectedPayment]:
+    return [
+        RejectedPayment(
+            source_id=e.data["source_id"],
+            currency=e.data["currency"],
+            amount_minor=e.data["amount_minor"],
+            reason=e.data["reason"],
+            payment_intent=e.data.get("payment_intent"),
+        )
+        for e in events
+        if e.topic == topics.PAYMENT_REJECTED
+    ]

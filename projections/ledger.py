@@ -103,6 +103,12 @@ def project(event: EventEnvelope) -> list[Op]:
             outcome=data["outcome"],
             estimated=data["estimated"],
             pii_redacted=data.get("pii_counts") or {},
+            # Usage the upstream reported beyond the hold: not charged, shown to finance.
+            **(
+                {"shortfall_micros": data["shortfall_micros"]}
+                if data.get("shortfall_micros")
+                else {}
+            ),
         )
     else:
         return []

@@ -32,6 +32,10 @@ class ReadStore(Protocol):
         rebuilt from the bus are a replay in progress, not yet the truth)."""
         ...
 
+    async def fence_position(self) -> int:
+        """The position set by `set_fence` while it is still in force (0: none)."""
+        ...
+
     async def generations(self) -> dict[str, int]:
         """The generation each projection is served from (absent = 0)."""
         ...

@@ -6,9 +6,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from eth_account import Account
-
 from domain.wallet_messages import format_wallet_message
+from infra.ethereum import Account
 from infra.wallet_signatures import sign_message
 
 

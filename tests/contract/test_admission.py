@@ -222,3 +222,54 @@ async def test_concurrent_admissions_never_overspend(
     assert sum(r.admitted for r in results) == 20
     assert sum(r.verdict is Verdict.CREDITS for r in results) == 180
     assert (await balance.read_balance(store, ACCOUNT, "live")).available_micros == 0
+
+
+async def test_precheck_counts_the_request_and_holds_nothing(
+    gate: tuple[ReadStore, AdmissionGate],
+) -> None:
+    store, admission = gate
+    await seed(store, rpm="2", tpm="1000")
+    checked = await admission.precheck(request(1, amount=400, tokens=300))
+    assert checked.admitted and checked.available_micros == 1_000_000
+    assert checked.rpm is not None and checked.rpm.remaining == 1  # counted
+    assert checked.tpm is not None and checked.tpm.remaining == 1000  # checked, not counted
+    assert (await balance.read_balance(store, ACCOUNT, "live")).held_micros == 0
+    # the admission that follows a precheck does not count the request a second time
+    admitted = await admission.admit(replace(request(1, amount=400), count_request=False))
+    assert admitted.admitted and admitted.rpm is not None and admitted.rpm.remaining == 1
+    assert (await admission.precheck(request(2))).admitted
+    assert (await admission.precheck(request(3))).verdict is Verdict.RPM
+
+
+@pytest.mark.parametrize(
+    ("seeded", "req", "verdict"),
+    [
+        ({"status": "revoked"}, {}, Verdict.INACTIVE),
+        ({"models": '["a"]'}, {"model": "c"}, Verdict.MODEL_NOT_ALLOWED),
+        ({"credited": 0}, {"amount": 1}, Verdict.CREDITS),
+        ({"budget": "500"}, {"amount": 501}, Verdict.BUDGET),
+        ({"tpm": "99"}, {"tokens": 100}, Verdict.TPM),
+    ],
+)
+async def test_precheck_refuses_what_admission_would(
+    gate: tuple[ReadStore, AdmissionGate],
+    seeded: dict[str, object],
+    req: dict[str, object],
+    verdict: Verdict,
+) -> None:
+    store, admission = gate
+    await seed(store, **seeded)  # type: ignore[arg-type]
+    assert (await admission.precheck(request(**req))).verdict is verdict  # type: ignore[arg-type]
+
+
+async def test_a_revocation_mark_refuses_an_active_key_at_once(
+    gate: tuple[ReadStore, AdmissionGate],
+) -> None:
+    store, admission = gate
+    await seed(store)  # the key index still says active (its projector has not run)
+    assert not await admission.is_revoked(KEY_ID)
+    await admission.mark_revoked(KEY_ID)
+    assert await admission.is_revoked(KEY_ID)
+    assert (await admission.precheck(request(1))).verdict is Verdict.INACTIVE
+    assert (await admission.admit(request(2))).verdict is Verdict.INACTIVE
+    assert (await balance.read_balance(store, ACCOUNT, "live")).held_micros == 0

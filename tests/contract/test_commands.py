@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -132,10 +133,10 @@ def test_same_hold_twice_holds_once_and_settles_once(app: PryvApplication) -> No
     again = app.place_hold(**hold_args())
     assert not placed.duplicate and again.duplicate
     settled = app.settle_hold(
-        placed.aggregate_id, actual_micros=5, tokens_in=1, tokens_out=1, outcome="ok"
+        placed.aggregate_id, cost_micros=5, tokens_in=1, tokens_out=1, outcome="ok"
     )
     resettled = app.settle_hold(
-        placed.aggregate_id, actual_micros=5, tokens_in=1, tokens_out=1, outcome="ok"
+        placed.aggregate_id, cost_micros=5, tokens_in=1, tokens_out=1, outcome="ok"
     )
     assert not settled.duplicate and resettled.duplicate
     log = topics_in_log(app)
@@ -147,8 +148,8 @@ def test_concurrent_settlements_of_one_hold_write_one(app: PryvApplication) -> N
     placed = app.place_hold(**hold_args())
     hold_a = app.repository.get(placed.aggregate_id)
     hold_b = app.repository.get(placed.aggregate_id)
-    a = app.settle_hold(hold_a, actual_micros=1, tokens_in=0, tokens_out=0, outcome="ok")
-    b = app.settle_hold(hold_b, actual_micros=2, tokens_in=0, tokens_out=0, outcome="ok")
+    a = app.settle_hold(hold_a, cost_micros=1, tokens_in=0, tokens_out=0, outcome="ok")
+    b = app.settle_hold(hold_b, cost_micros=2, tokens_in=0, tokens_out=0, outcome="ok")
     assert [a.duplicate, b.duplicate] == [False, True]
     assert topics_in_log(app).count(topics.HOLD_SETTLED) == 1
 
@@ -208,3 +209,48 @@ def test_log_uses_pinned_topics_and_plain_json(app: PryvApplication) -> None:
     stored = app.recorder.select_notifications(start=1, limit=10)
     assert [n.topic for n in stored] == [topics.ACCOUNT_OPENED, topics.PURCHASE_COMPLETED]
     assert all(b"domain.aggregates" not in n.state for n in stored)
+
+
+def test_settlement_beyond_the_hold_charges_the_hold_and_records_the_shortfall(
+    app: PryvApplication,
+) -> None:
+    """The cap lives in the aggregate: whoever settles, a hold is never overdrawn, and what
+    the upstream reported beyond it is kept on the event instead of vanishing."""
+    placed = app.place_hold(**hold_args())  # holds 1,000
+    app.settle_hold(
+        placed.aggregate_id, cost_micros=2_500, tokens_in=900, tokens_out=10, outcome="ok"
+    )
+    [settled] = [e for e in app.read_log(0, 10_000) if e.topic == topics.HOLD_SETTLED]
+    assert settled.data["actual_micros"] == 1_000
+    assert settled.data["shortfall_micros"] == 1_500
+    assert (settled.data["tokens_in"], settled.data["tokens_out"]) == (900, 10)
+
+
+def test_rejected_payment_is_recorded_once(app: PryvApplication) -> None:
+    kwargs = dict(source_id="cs_jpy", reason="currency 'jpy' is not 'usd'", currency="jpy")
+    first = app.record_rejected_payment(amount_minor=1000, **kwargs)  # type: ignore[arg-type]
+    again = app.record_rejected_payment(amount_minor=1000, **kwargs)  # type: ignore[arg-type]
+    assert not first.duplicate and again.duplicate
+    assert topics_in_log(app).count(topics.PAYMENT_REJECTED) == 1
+    assert topics.PURCHASE_COMPLETED not in topics_in_log(app)
+
+
+async def test_a_collision_in_a_group_commit_batch_marks_only_that_hold_duplicate(
+    app: PryvApplication,
+) -> None:
+    from commands.group_commit import GroupCommitWriter
+
+    app.place_hold(**hold_args(request_id="used-before"))
+    writer = GroupCommitWriter(app)
+    try:
+        holds = [app.new_hold(**hold_args(request_id=r)) for r in ("a", "used-before", "b")]
+        results = await asyncio.gather(*(writer.save(h) for h in holds))
+    finally:
+        await writer.close()
+    assert writer.batch_sizes == {3: 1}  # one transaction was tried for all three
+    assert [r.duplicate for r in results] == [False, True, False]
+    assert results[0].position is not None and results[2].position is not None
+    durable = {
+        e.data["request_id"] for e in app.read_log(0, 10_000) if e.topic == topics.HOLD_PLACED
+    }
+    assert durable == {"a", "used-before", "b"}

@@ -10,6 +10,8 @@ model name (body["model"]):
 - "nousage": never reports usage (no `usage` key, no usage chunk);
 - "dense": reports prompt tokens at 3 bytes per token (a tokenizer denser than English: code,
   numbers, CJK), more than Pryv's central estimate;
+- "bodyN" (N a digit): reports prompt tokens as the whole request body's JSON at N bytes per
+  token — tools, schemas and every other field counted, as a real model bills them;
 - "error500" (any "errorNNN"): HTTP NNN with {"error": {"message": "boom", ...}};
 - "slow": pauses `slow_delay_seconds` (default 50 ms) before each streamed word;
 - "midfail": streams 3 words, then a `data: {"error": ...}` event, and ends without [DONE].
@@ -49,6 +51,7 @@ Send = Callable[[Message], Awaitable[None]]
 DEFAULT_WORDS = 8
 MIDFAIL_WORDS = 3
 _ERROR_STATUS = re.compile(r"error(\d{3})")
+_BODY_BYTES_PER_TOKEN = re.compile(r"body(\d)")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _MODELS = json.dumps(
@@ -190,6 +193,10 @@ class FakeUpstream:
         usage = None
         if "nousage" not in model:
             prompt = estimate_prompt_tokens(messages, bytes_per_token=3 if "dense" in model else 4)
+            body_bytes = _BODY_BYTES_PER_TOKEN.search(model)
+            if body_bytes:  # a tokenizer that reads everything sent, not only the messages
+                sent = {k: v for k, v in body.items() if k not in ("model", "max_tokens")}
+                prompt = -(-len(json.dumps(sent).encode()) // int(body_bytes.group(1)))
             usage = {
                 "prompt_tokens": prompt,
                 "completion_tokens": len(words),

@@ -98,7 +98,7 @@ def write_history(platform: Platform, tag: str = "") -> None:
             if r < 2:
                 app.settle_hold(
                     placed.aggregate_id,
-                    actual_micros=1_000 * (r + 1),
+                    cost_micros=1_000 * (r + 1),
                     tokens_in=10,
                     tokens_out=r,
                     outcome="ok",

@@ -577,3 +577,35 @@ def test_reconcile_cli_exit_codes(tmp_path: Path) -> None:
     assert dirty.returncode == 1
     assert json.loads(dirty.stdout)["counts"]["missing_in_ledger"] == 1
     assert os.path.exists(settings.data_dir / "events.sqlite")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        ({"currency": "jpy"}, "currency 'jpy' is not 'usd'"),
+        ({"metadata": {"pryv_wallet": "not-a-wallet"}}, "wallet metadata is not a 0x address"),
+    ],
+)
+async def test_a_signed_session_in_another_currency_or_without_a_wallet_credits_nothing(
+    gateway: Gateway, stripe_api: FakeStripe, tamper: dict[str, Any], reason: str
+) -> None:
+    """Stripe signs what it was given: ¥1000 is not $10, and 'not-a-wallet' is nobody's
+    account. Both are recorded as rejected payments (for finance to refund), never credited."""
+    wallet = SigningWallet.create()
+    session = (await checkout(gateway, wallet, usdAmount="10")).json()
+    event = stripe_api.complete_session(session["id"])
+    obj = event["data"]["object"]
+    for name, value in tamper.items():
+        obj[name] = {**obj[name], **value} if isinstance(value, dict) else value
+    answers = [await deliver(gateway, event) for _ in range(2)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json()["result"] == f"rejected: {reason}"
+    assert (await live_balance(gateway, wallet)).credited_micros == 0
+    log = await asyncio.to_thread(gateway.platform.app.read_log, 0, 100_000)
+    assert topics.PURCHASE_COMPLETED not in [e.topic for e in log]
+    [rejected] = [e for e in log if e.topic == topics.PAYMENT_REJECTED]  # once, not twice
+    assert rejected.data["source_id"] == session["id"] and rejected.data["reason"] == reason
+    report = await build_report(gateway.platform, None)
+    assert [r.source_id for r in report.rejected_payments] == [session["id"]]
+    [line] = [ln for ln in report.lines if ln.key == obj["payment_intent"]]
+    assert line.status is Status.REJECTED and not report.clean  # to be refunded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -63,11 +64,21 @@ async def test_create_list_revoke_roundtrip(client: httpx.AsyncClient, platform:
     )
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["status"] == "revoked" and revoked.json()["deleted"] is True
-    # Read-your-writes: the key index already says revoked, with the bus in between.
-    record = await keys_projection.read_key_by_hash(
-        platform.read_store, hash_api_key(platform.settings.key_pepper, token)
-    )
-    assert record is not None and record.status == "revoked"
+    # The mark refuses the key at once; the key index, with the bus in between, catches up.
+    assert await platform.meter.is_revoked(parsed.key_id)
+    record = await eventually_revoked(platform, token)
+    assert record.revoked_at is not None
+
+
+async def eventually_revoked(platform: Platform, token: str) -> keys_projection.KeyRecord:
+    secret_hash = hash_api_key(platform.settings.key_pepper, token)
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        record = await keys_projection.read_key_by_hash(platform.read_store, secret_hash)
+        if record is not None and record.status == "revoked":
+            return record
+        assert asyncio.get_running_loop().time() < deadline, "the key index never applied it"
+        await asyncio.sleep(0.05)
 
 
 async def test_list_is_paginated_newest_first(client: httpx.AsyncClient) -> None:

@@ -94,9 +94,9 @@ def test_max_pages_is_honoured_and_reported() -> None:
         extract_pdf_text(make_pdf(THREE_PAGES), max_pages=0)
 
 
-def test_pdf_without_text_gives_empty_text() -> None:
-    result = extract_pdf_text(make_pdf([[]]), max_pages=None)
-    assert result == PdfText(text="", pages=1, total_pages=1)
+def test_pdf_without_any_readable_text_is_refused_not_sent_empty() -> None:
+    with pytest.raises(DocumentRejected, match="no text could be read"):
+        extract_pdf_text(make_pdf([[]]), max_pages=None)
 
 
 def test_owner_password_only_pdf_opens() -> None:

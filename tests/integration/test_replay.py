@@ -59,7 +59,7 @@ def write_history(platform: Platform) -> None:
             if r < 4:  # one hold stays open: `held` must survive the replay too
                 app.settle_hold(
                     placed.aggregate_id,
-                    actual_micros=1_000 * (r + 1),
+                    cost_micros=1_000 * (r + 1),
                     tokens_in=10,
                     tokens_out=r,
                     outcome="ok",
