@@ -11,29 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PII_ENTITY_TYPES = frozenset(
-    {
-        "EMAIL_ADDRESS",
-        "PHONE_NUMBER",
-        "CREDIT_CARD",
-        "IBAN_CODE",
-        "IP_ADDRESS",
-        "CRYPTO",
-        "US_SSN",
-        "URL",
-        "PERSON",
-        "LOCATION",
-        "ORGANIZATION",
-        "DATE_TIME",
-        "NRP",
-        "US_BANK_NUMBER",
-        "US_DRIVER_LICENSE",
-        "US_PASSPORT",
-        "US_ITIN",
-        "UK_NHS",
-        "MEDICAL_LICENSE",
-    }
-)
+from infra.pii_text import KNOWN_ENTITIES
+
+PII_ENTITY_TYPES = KNOWN_ENTITIES  # every type the text engine can detect
 
 _ALIASES = {
     "pii_entities": "piiEntities",

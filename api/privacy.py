@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from api.chat_schemas import PII_ENTITY_TYPES, PdfInput, PiiConfig, SkipRedaction
+from api.chat_schemas import PdfInput, PiiConfig, SkipRedaction
 from api.errors import ApiError
 from domain.upstream_body import (
     FieldRefused,
@@ -41,14 +41,17 @@ from infra.pii_images import (
     redact_image,
     to_data_url,
 )
-from infra.pii_text import PseudonymVault, StreamingRestorer, TextPiiEngine, default_engine
+from infra.pii_text import (
+    DEFAULT_ENTITIES,
+    PseudonymVault,
+    StreamingRestorer,
+    TextPiiEngine,
+    default_engine,
+)
 from infra.pii_text import run_off_loop as run_pii
 from infra.safe_fetch import FetchRejected, fetch_body, fetch_text
 
 Mode = Literal["redact", "pseudonymize", "off"]
-# Not redacted unless asked for: too noisy with the small NER model (ORGANIZATION, NRP),
-# or usually wanted by the model (URL, DATE_TIME).
-DEFAULT_ENTITIES = tuple(sorted(PII_ENTITY_TYPES - {"ORGANIZATION", "NRP", "URL", "DATE_TIME"}))
 MAX_CONTEXT_CHARS = 400_000
 
 

