@@ -16,7 +16,7 @@ from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from api.privacy import AccountSettingsCache, PrivacyFilter
-from infra.platform import Platform, open_platform
+from bootstrap.platform import Platform, open_platform
 from infra.settings import Settings
 from projections.settings import read_settings
 from workers.embedded import running_workers

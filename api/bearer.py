@@ -15,10 +15,10 @@ from collections import OrderedDict
 from fastapi import Request
 
 from api.errors import ApiError
+from bootstrap.platform import Platform
 from commands.metering import KeyIdentity
 from domain import ids
 from domain.api_keys import MalformedApiKey, hash_api_key, parse_api_key
-from infra.platform import Platform
 from projections import keys
 
 CACHE_SIZE = 10_000

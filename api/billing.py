@@ -19,13 +19,13 @@ from pydantic import Field
 
 from api.errors import ApiError
 from api.wallet_auth import WalletFields, authenticate_wallet, wallet_fields_from_request
+from bootstrap.platform import Platform
 from commands.results import CommandResult, ConcurrentUpdate, InvalidCommand
 from domain import ids
 from domain.aggregates import credits_for
 from domain.credit_packs import CheckoutAmountError, checkout_amount
 from domain.money import BILLING_CURRENCY, micros_to_usd
 from domain.wallet_messages import WalletAction
-from infra.platform import Platform
 from infra.stripe_billing import BillingNotConfigured, BillingUnavailable, InvalidWebhook
 
 log = logging.getLogger("pryv.billing")

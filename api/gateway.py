@@ -34,13 +34,13 @@ from api.privacy import (
     resolve_plan,
     restore_answer,
 )
+from bootstrap.platform import Platform
+from commands.admission import Admission, Verdict
 from commands.metering import AdmissionRefused, MeteredRequest
 from domain.catalog import ModelSpec
 from domain.money import micros_to_usd
 from domain.pricing import Usage, hold_micros, output_budget
 from domain.tokens import estimate_request_tokens, estimate_text_tokens, request_tokens_ceiling
-from infra.admission import Admission, Verdict
-from infra.platform import Platform
 from infra.upstreams import UpstreamError
 from projections import keys
 

@@ -18,16 +18,16 @@ from api.management_schemas import (
     settings_object,
 )
 from api.wallet_auth import WalletFields, authenticate_wallet, wallet_fields_from_request
+from bootstrap.platform import Platform
+from commands.positions import wait_until_applied
 from commands.results import InvalidCommand, NotFound
 from domain import ids
 from domain.api_keys import is_valid_key_id
 from domain.money import usd_to_micros
 from domain.wallet_messages import WalletAction
-from infra.platform import Platform
 from projections import keys
 from projections import settings as settings_projection
 from projections.keys import KeyRecord
-from projections.positions import wait_until_applied
 
 router = APIRouter(prefix="/api/v1", tags=["management"])
 

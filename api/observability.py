@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from infra.platform import Platform
+from bootstrap.platform import Platform
 from projections import balance
 from projections.catalog import PROJECTIONS
 

@@ -15,6 +15,7 @@ from api.chat_schemas import PII_ENTITY_TYPES, PdfInput, PiiConfig
 from api.errors import ApiError
 from api.gateway import rate_headers, refusal
 from api.privacy import PrivacyFilter, PrivacyPlan, resolve_plan
+from bootstrap.platform import Platform
 from commands.metering import AdmissionRefused
 from domain.catalog import ModelSpec
 from domain.money import micros_to_usd
@@ -24,7 +25,6 @@ from infra.pii_images import (
 )
 from infra.pii_text import PseudonymVault
 from infra.pii_text import run_off_loop as run_pii
-from infra.platform import Platform
 
 router = APIRouter(prefix="/v1", tags=["privacy"])
 

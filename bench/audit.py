@@ -27,7 +27,10 @@ from pathlib import Path
 
 import psycopg
 
-from cli.audit import export_account, verify_log
+from audit.export import export_account
+from audit.sealer import Sealer, raw_reader
+from audit.verify import verify_log
+from bootstrap.platform import open_application
 from domain import ids
 from domain.aggregates import CreditGrant
 from infra.checkpoints import (
@@ -36,9 +39,7 @@ from infra.checkpoints import (
     sealer_signer,
     trusted_sealer_addresses,
 )
-from infra.platform import open_application
 from infra.settings import Settings
-from workers.sealer import Sealer, raw_reader
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

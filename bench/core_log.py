@@ -24,9 +24,9 @@ from pathlib import Path
 import psycopg
 import redis
 
+from bootstrap.platform import Platform, open_platform
 from domain import ids
 from domain.aggregates import CreditGrant
-from infra.platform import Platform, open_platform
 from infra.settings import Settings
 from workers.projector import Projector
 from workers.relay import Relay

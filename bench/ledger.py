@@ -30,9 +30,9 @@ from pathlib import Path
 import psycopg
 import redis
 
+from bootstrap.platform import Platform, open_platform
 from commands.group_commit import GroupCommitWriter
 from domain import ids
-from infra.platform import Platform, open_platform
 from infra.settings import Settings
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

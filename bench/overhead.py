@@ -63,8 +63,8 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bootstrap.platform import open_application  # noqa: E402
 from domain.money import usd_to_micros  # noqa: E402
-from infra.platform import open_application  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

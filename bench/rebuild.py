@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from bench.audit import synthesize
-from infra.platform import open_application
+from bootstrap.platform import open_application
 from infra.read_store_memory import MemoryReadStore
 from infra.read_store_redis import RedisReadStore
 from infra.settings import Settings

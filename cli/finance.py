@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
+from bootstrap.platform import Platform, open_platform
 from domain.money import micros_to_usd
 from domain.reconciliation import AccountCheck, Report, reconcile
-from infra.platform import Platform, open_platform
 from infra.read_store_memory import MemoryReadStore
 from infra.settings import Settings
 from infra.stripe_billing import facts_from_balance_transactions, facts_from_csv

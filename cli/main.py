@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from api.observability import configure_logging
+from bootstrap.platform import Platform, open_application, open_platform
 from cli import audit, finance
 from cli import projections as projections_cli
 from commands.results import InvalidCommand, NotFound
 from domain import ids
 from domain.money import MoneyError, micros_to_usd, usd_to_micros
 from domain.wallet_messages import WalletAction, format_wallet_message
-from infra.platform import Platform, open_application, open_platform
 from infra.read_store_memory import MemoryReadStore
 from infra.settings import Settings
 from infra.wallet_signatures import normalize_address, sign_message

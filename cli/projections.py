@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from infra.platform import Platform, open_platform
+from bootstrap.platform import Platform, open_platform
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
 from workers.rebuild import RebuildProgress, rebuild

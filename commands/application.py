@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, Recording
 
+from commands.event_mapper import PinnedTopicMapper
 from commands.results import CommandResult, ConcurrentUpdate, InvalidCommand, NotFound
 from domain import ids
 from domain.aggregates import (
@@ -32,7 +33,6 @@ from domain.aggregates import (
 )
 from domain.api_keys import KEY_ENVS, ParsedApiKey, hash_api_key, issue_api_key
 from domain.envelope import EventEnvelope
-from infra.event_store import PinnedTopicMapper
 
 
 @dataclass

@@ -15,13 +15,13 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from commands.admission import Admission, AdmissionGate, AdmissionRequest, Verdict
 from commands.application import PryvApplication
 from commands.group_commit import GroupCommitWriter
 from commands.results import CommandResult
 from domain.aggregates import UsageHold
 from domain.catalog import ModelSpec
 from domain.pricing import Usage, cost_micros
-from infra.admission import Admission, AdmissionGate, AdmissionRequest, Verdict
 from projections import balance, keys, ratelimit_config, usage
 
 log = logging.getLogger("pryv.metering")

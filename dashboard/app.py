@@ -22,11 +22,11 @@ from fastapi.staticfiles import StaticFiles
 
 from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
+from bootstrap.platform import Platform, open_session_store
 from dashboard import actions, auth, reads
 from dashboard.context import DashboardConfig, DashboardContext, context
 from dashboard.docs_catalog import docs_document, privacy_options
 from dashboard.login import LoginNonces, nonce_secret
-from infra.platform import Platform, open_session_store
 
 STATIC = Path(__file__).with_name("static")
 CSP = (

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 
 from api.errors import ApiError
+from bootstrap.platform import Platform
 from dashboard.login import LoginNonces
 from dashboard.siwe import LoginPolicy
 from infra.dashboard_sessions import Session, SessionStore
-from infra.platform import Platform
 
 COOKIE = "pryv_session"
 SECURE_COOKIE = "__Host-pryv_session"  # the __Host- prefix: Secure, Path=/, no Domain

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from infra.admission import (
+from commands.admission import (
     WINDOW_SECONDS,
     Admission,
     AdmissionRequest,

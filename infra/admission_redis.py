@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.admission import Admission, AdmissionRequest, RateState, Verdict
+from commands.admission import Admission, AdmissionRequest, RateState, Verdict
 from infra.read_store_redis import LUA_APPLY_OPS, RedisReadStore, encode_op
 from projections.ops import CloseHold
 

@@ -146,7 +146,7 @@ def services_settings(request: pytest.FixtureRequest, tmp_path: object) -> objec
 
 @pytest.fixture
 async def platform(platform_settings: object) -> AsyncIterator[object]:
-    from infra.platform import open_platform
+    from bootstrap.platform import open_platform
 
     opened = await open_platform(platform_settings)  # type: ignore[arg-type]
     yield opened

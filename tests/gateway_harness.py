@@ -14,13 +14,13 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
+from bootstrap.platform import Platform, open_platform
+from commands.positions import wait_until_applied
 from domain import topics
 from domain.envelope import EventEnvelope
 from domain.money import usd_to_micros
-from infra.platform import Platform, open_platform
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
-from projections.positions import wait_until_applied
 from tests.fakes.upstream import FakeUpstream
 from workers.embedded import running_workers
 

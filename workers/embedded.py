@@ -8,12 +8,12 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from infra.platform import Platform
+from audit.sealer import running_sealer
+from bootstrap.platform import Platform
+from commands.positions import wait_until_applied
 from projections.catalog import PROJECTIONS
-from projections.positions import wait_until_applied
 from workers.projector import Projector
 from workers.relay import Relay
-from workers.sealer import running_sealer
 from workers.sweeper import HoldSweeper
 
 log = logging.getLogger("pryv.workers")

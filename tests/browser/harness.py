@@ -15,12 +15,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
+from bootstrap.platform import Platform, open_platform
+from commands.positions import wait_until_applied
 from dashboard.app import create_dashboard
 from domain.money import usd_to_micros
-from infra.platform import Platform, open_platform
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
-from projections.positions import wait_until_applied
 from tests.wallets import SigningWallet
 from workers.embedded import running_workers
 

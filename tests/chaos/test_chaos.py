@@ -36,13 +36,13 @@ from typing import Any
 import httpx
 import pytest
 
+from bootstrap.platform import Platform, open_platform
 from commands.metering import AdmissionRefused, KeyIdentity
 from domain import ids, topics
 from domain.api_keys import parse_api_key
 from domain.envelope import EventEnvelope
 from domain.pricing import Usage
 from infra.event_store import postgres_env
-from infra.platform import Platform, open_platform
 from infra.read_store_memory import MemoryReadStore
 from infra.read_store_redis import RedisReadStore
 from infra.settings import Settings

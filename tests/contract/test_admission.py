@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from infra.admission import AdmissionGate, AdmissionRequest, Verdict
+from commands.admission import AdmissionGate, AdmissionRequest, Verdict
 from infra.admission_memory import MemoryAdmission
 from infra.read_store_memory import MemoryReadStore
 from infra.read_store_redis import RedisReadStore

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap.platform import open_application
 from commands.application import PryvApplication
 from commands.results import InvalidCommand, NotFound
 from domain import ids, topics
-from infra.platform import open_application
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL
 

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from infra.platform import open_application
+from bootstrap.platform import open_application
 from infra.settings import Settings
 from tests.wallets import SigningWallet
 

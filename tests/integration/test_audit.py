@@ -23,13 +23,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cli.audit import (
-    VerifyReport,
-    export_account,
-    run_verify,
-    verify_log,
-    write_export,
-)
+from audit.export import export_account, write_export
+from audit.sealer import Sealer, SealerStateError, raw_reader, running_sealer
+from audit.verify import VerifyReport, verify_log
+from bootstrap.platform import Platform
+from cli.audit import run_verify
 from domain import ids, topics
 from domain.merkle import (
     Checkpoint,
@@ -50,10 +48,8 @@ from infra.checkpoints import (
     signature_problem,
     trusted_sealer_addresses,
 )
-from infra.platform import Platform
 from infra.settings import Settings
 from tests.integration.test_relay_crash import relay_env
-from workers.sealer import Sealer, SealerStateError, raw_reader, running_sealer
 
 ROOT = Path(__file__).resolve().parents[2]
 WALLETS = [f"0x{i:040x}" for i in range(0xA0, 0xA3)]

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bootstrap.platform import open_application
 from infra.checkpoints import PostgresCheckpointStore
 from infra.nonces import PostgresNonceStore
-from infra.platform import open_application
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL, require_service, unique_name
 

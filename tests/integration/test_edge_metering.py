@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
+from bootstrap.platform import open_platform
 from domain import topics
 from domain.api_keys import parse_api_key
 from domain.envelope import EventEnvelope
-from infra.platform import open_platform
 from infra.settings import Settings
 from projections import keys as keys_projection
 from tests.fakes.upstream import FakeUpstream

@@ -12,8 +12,8 @@ import pytest
 from eventsourcing.persistence import OperationalError
 
 from api.app import create_app
+from bootstrap.platform import open_platform
 from domain.api_keys import issue_api_key, parse_api_key
-from infra.platform import open_platform
 from infra.settings import Settings
 from projections import balance, keys
 from tests.fakes.upstream import FakeUpstream, running_fake_upstream

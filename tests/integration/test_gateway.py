@@ -199,7 +199,7 @@ async def test_missing_and_revoked_keys(gateway: Gateway) -> None:
             key_id=parsed.key_id,
             reason="test",
         )
-        from projections.positions import wait_until_applied
+        from commands.positions import wait_until_applied
 
         assert result.position is not None
         assert await wait_until_applied(gateway.platform.read_store, "keys", result.position, 5)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from bootstrap.platform import open_platform
 from domain import topics
 from domain.api_keys import parse_api_key
-from infra.platform import open_platform
 from infra.settings import Settings
 from projections import balance, keys
 from tests.fakes.upstream import FakeUpstream

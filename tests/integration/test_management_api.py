@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from api.app import create_app
+from bootstrap.platform import Platform
 from domain.api_keys import hash_api_key, parse_api_key
-from infra.platform import Platform
 from projections import keys as keys_projection
 from tests.wallets import STALE, SigningWallet
 from workers.embedded import running_workers
@@ -178,7 +178,7 @@ async def test_balance_and_ledger_after_grant_and_purchase(
         wallet=wallet.address,
         usd_micros=10_000_000,
     )
-    from projections.positions import wait_until_applied
+    from commands.positions import wait_until_applied
 
     assert result.position is not None
     assert await wait_until_applied(platform.read_store, "ledger", result.position, 5)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from api.observability import JsonLogFormatter
-from infra.platform import open_platform
+from bootstrap.platform import open_platform
 from infra.settings import Settings
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway, serving

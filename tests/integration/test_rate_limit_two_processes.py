@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.platform import open_platform
+from bootstrap.platform import open_platform
 from infra.settings import Settings
 from tests.fakes.upstream import FakeUpstream, running_fake_upstream
 from tests.gateway_harness import Gateway, write_catalog

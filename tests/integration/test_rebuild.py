@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bootstrap.platform import open_platform
 from domain import ids
-from infra.platform import open_platform
 from infra.settings import Settings
 from projections import balance
 from projections.catalog import PROJECTIONS

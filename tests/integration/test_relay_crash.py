@@ -10,13 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+from bootstrap.platform import Platform
+from commands.positions import wait_until_applied
 from domain import ids
 from domain.aggregates import CreditGrant
-from infra.platform import Platform
 from infra.settings import Settings
 from projections import balance, ledger
 from projections.catalog import PROJECTIONS
-from projections.positions import wait_until_applied
 from workers.projector import Projector
 from workers.relay import Relay
 

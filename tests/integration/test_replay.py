@@ -6,12 +6,12 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+from bootstrap.platform import Platform
+from commands.positions import wait_until_applied
 from domain import ids
-from infra.platform import Platform
 from infra.read_store_memory import MemoryReadStore
 from projections import balance
 from projections.catalog import PROJECTIONS, writes_for
-from projections.positions import wait_until_applied
 from projections.replay import replay_log
 from workers.embedded import running_workers
 from workers.projector import Projector

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.platform import Platform, open_platform
+from bootstrap.platform import Platform, open_platform
 from infra.settings import Settings
 from tests.gateway_harness import Gateway, serving
 from tests.integration.test_gateway_crash import ROOT, free_port

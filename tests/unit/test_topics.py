@@ -1,5 +1,5 @@
 """Every aggregate and event has a pinned, versioned topic (unpinned events are refused by
-infra.event_store.PinnedTopicMapper at save time, so a forgotten one fails loudly)."""
+commands.event_mapper.PinnedTopicMapper at save time, so a forgotten one fails loudly)."""
 
 import inspect
 import re

@@ -313,16 +313,11 @@ async def _wait(stop: asyncio.Event, timeout: float, *others: Awaitable[object])
 
 
 @contextlib.asynccontextmanager
-async def running_sealer(
-    app: PryvApplication,
-    settings: Settings,
-    *,
-    every_events: int = 1000,
-    every_seconds: float = 10.0,
-    final_seal_timeout: float = 5.0,
+async def opened_sealer(
+    app: PryvApplication, settings: Settings, *, every_events: int, every_seconds: float
 ) -> AsyncIterator[Sealer]:
-    """Run a sealer as a task (checkpoints in the event store's database, published to
-    `<stream>_CHECKPOINTS` when NATS is configured); on exit, seal what is pending, then stop."""
+    """A sealer over `app`'s log: checkpoints in the event store's database, published to
+    `<stream>_CHECKPOINTS` when NATS is configured; its store and publisher close on exit."""
     store = await open_checkpoint_store(settings)
     publisher: NatsCheckpointPublisher | None = None
     try:
@@ -330,7 +325,7 @@ async def running_sealer(
             publisher = await NatsCheckpointPublisher.connect(
                 settings.nats_url, settings.nats_stream
             )
-        sealer = Sealer(
+        yield Sealer(
             raw_reader(app.recorder),
             store,
             sealer_signer(settings),
@@ -339,6 +334,25 @@ async def running_sealer(
             every_seconds=every_seconds,
             trusted_signers=trusted_sealer_addresses(settings),  # after sealer_signer made a key
         )
+    finally:
+        if publisher is not None:
+            await publisher.close()
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def running_sealer(
+    app: PryvApplication,
+    settings: Settings,
+    *,
+    every_events: int = 1000,
+    every_seconds: float = 10.0,
+    final_seal_timeout: float = 5.0,
+) -> AsyncIterator[Sealer]:
+    """Run a sealer as a task beside the API; on exit, seal what is pending, then stop."""
+    async with opened_sealer(
+        app, settings, every_events=every_events, every_seconds=every_seconds
+    ) as sealer:
         stop = asyncio.Event()
         unsubscribe = app.on_recorded(sealer.wake)
         task = asyncio.create_task(sealer.run(stop))
@@ -350,7 +364,3 @@ async def running_sealer(
             await asyncio.wait([task], timeout=final_seal_timeout)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-    finally:
-        if publisher is not None:
-            await publisher.close()
-        await store.close()

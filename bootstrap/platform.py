@@ -1,4 +1,4 @@
-"""Composition root: the store, bus, read store and nonce store a process needs, from Settings.
+"""Composition root, above commands/ and infra/: what a process needs, from Settings.
 
 Embedded default (no env vars): SQLite + in-process bus + in-memory read models.
 Production: PRYV_DATABASE_URL (PostgreSQL), PRYV_NATS_URL (JetStream), PRYV_REDIS_URL (Redis).
@@ -6,23 +6,22 @@ Production: PRYV_DATABASE_URL (PostgreSQL), PRYV_NATS_URL (JetStream), PRYV_REDI
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from commands.admission import AdmissionGate
 from commands.application import PryvApplication
 from commands.group_commit import GroupCommitWriter
 from commands.metering import Meter, MeteringLimits
-from domain.catalog import Catalog, parse_catalog
-from domain.credit_packs import CreditPack, parse_packs
-from infra.admission import AdmissionGate
+from domain.catalog import Catalog
+from domain.credit_packs import CreditPack
 from infra.admission_memory import MemoryAdmission
 from infra.bus import EventBus
 from infra.bus_memory import MemoryBus
+from infra.catalog_files import load_catalog, load_credit_packs
 from infra.dashboard_sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from infra.event_store import event_store_env
 from infra.nonces import NonceStore, PostgresNonceStore, SqliteNonceStore
@@ -126,19 +125,6 @@ async def open_platform(settings: Settings) -> Platform:
         billing,
         load_credit_packs(settings.credit_packs_file),
     )
-
-
-def load_credit_packs(path: Path | None) -> tuple[CreditPack, ...]:
-    source = path or Path(__file__).with_name("credit_packs.toml")
-    with source.open("rb") as handle:
-        return parse_packs(tomllib.load(handle))
-
-
-def load_catalog(path: Path | None) -> Catalog:
-    """The model catalog from `path`, or the packaged default (the built-in echo model)."""
-    source = path or Path(__file__).with_name("models.toml")
-    with source.open("rb") as handle:
-        return parse_catalog(tomllib.load(handle))
 
 
 def open_session_store(platform: Platform) -> SessionStore:
