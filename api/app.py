@@ -11,13 +11,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from api import billing, gateway, management, observability, pii_preview
-from api.bearer import KeyIdentityCache
 from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
-from api.privacy import AccountSettingsCache, PrivacyFilter
 from bootstrap.platform import Platform, open_platform
+from gateway.authentication import KeyIdentityCache
+from gateway.chat import ChatService
+from gateway.preview import PreviewService
 from infra.settings import Settings
+from privacy.account_defaults import AccountSettingsCache
+from privacy.pipeline import PrivacyFilter
 from projections.settings import read_settings
 from workers.embedded import running_workers
 
@@ -44,7 +47,7 @@ def create_app(
                 active = await open_platform(settings or Settings.from_env())
                 stack.push_async_callback(active.close)
             app.state.platform = active
-            _attach_account_settings(app, active)
+            _attach_services(app, active)
             if platform is None:
                 active.writer.batch_observers.append(app.state.metrics.batch_size.observe)
             if workers:
@@ -96,7 +99,7 @@ def create_app(
     install_openapi(app)
     if platform is not None:
         platform.writer.batch_observers.append(metrics.batch_size.observe)
-        _attach_account_settings(app, platform)
+        _attach_services(app, platform)
     return app
 
 
@@ -106,11 +109,15 @@ async def _cancel(task: asyncio.Task[object]) -> None:
         await task
 
 
-def _attach_account_settings(app: FastAPI, platform: Platform) -> None:
+def _attach_services(app: FastAPI, platform: Platform) -> None:
+    """The doors' shared services over `platform` (one privacy filter, one PII engine)."""
+
     async def read(account_id: str) -> dict[str, object]:
         return await read_settings(platform.read_store, account_id)
 
     app.state.account_settings = AccountSettingsCache(read)
+    app.state.chat = ChatService(platform, app.state.privacy, app.state.account_settings)
+    app.state.preview = PreviewService(platform, app.state.privacy)
 
 
 def app_from_env() -> FastAPI:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from pydantic import Field
 
+from api.context import platform_of
 from api.errors import ApiError
 from api.wallet_auth import WalletFields, authenticate_wallet, wallet_fields_from_request
 from bootstrap.platform import Platform
@@ -36,11 +37,6 @@ DISPUTE_WITHDRAWN_EVENTS = ("charge.dispute.created", "charge.dispute.funds_with
 DISPUTE_REINSTATED_EVENTS = ("charge.dispute.funds_reinstated", "charge.dispute.closed")
 
 
-def _platform(request: Request) -> Platform:
-    platform: Platform = request.app.state.platform
-    return platform
-
-
 class CheckoutRequest(WalletFields):
     usd_amount: Decimal | None = Field(default=None, alias="usdAmount", gt=0, max_digits=12)
     pack_id: str | None = Field(default=None, alias="packId", max_length=64)
@@ -49,7 +45,7 @@ class CheckoutRequest(WalletFields):
 @router.get("/credit-packs")
 async def credit_packs(request: Request) -> dict[str, Any]:
     """Public: the packs on sale and the bounds of a custom amount."""
-    platform = _platform(request)
+    platform = platform_of(request)
     settings = platform.settings
     return {
         "object": "list",
@@ -66,7 +62,7 @@ async def credit_packs(request: Request) -> dict[str, Any]:
 async def checkout(request: Request, body: CheckoutRequest) -> dict[str, Any]:
     """A Stripe Checkout Session for `usdAmount` (credited 1:1) or a credit pack. Credits arrive
     with the payment's webhook, not with this call. Never retried automatically."""
-    platform = _platform(request)
+    platform = platform_of(request)
     if not platform.billing.configured:
         raise ApiError(
             503,
@@ -252,7 +248,7 @@ async def _dispute(platform: Platform, kind: str, dispute: dict[str, Any]) -> Co
 @router.post("/webhook")
 async def webhook(request: Request) -> dict[str, Any]:
     """Stripe's events. 2xx means "recorded (or deliberately ignored)"; Stripe retries others."""
-    platform = _platform(request)
+    platform = platform_of(request)
     payload = await request.body()
     try:
         event = platform.billing.verify_webhook(payload, request.headers.get("stripe-signature"))
@@ -313,7 +309,7 @@ a{{color:#2b59c3}}</style></head>
 @router.get("/success", response_class=HTMLResponse)
 async def success(request: Request, session_id: str = "") -> HTMLResponse:
     """Where Stripe sends the buyer after paying: says whether the credit has arrived."""
-    platform = _platform(request)
+    platform = platform_of(request)
     session = None
     if session_id and platform.billing.configured:
         try:
@@ -357,5 +353,5 @@ async def cancel(request: Request, session_id: str = "") -> HTMLResponse:
     return _page(
         "Checkout canceled",
         "<p>Nothing was charged. You can start a new checkout from Billing at any time.</p>",
-        _platform(request),
+        platform_of(request),
     )

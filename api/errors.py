@@ -14,7 +14,27 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from domain.errors import ErrorKind, PryvError
+
 log = logging.getLogger("pryv.api")
+
+# Each kind of error is one HTTP status and one OpenAI error type.
+KIND_STATUS: dict[ErrorKind, int] = {
+    ErrorKind.INVALID_REQUEST: 400,
+    ErrorKind.AUTHENTICATION: 401,
+    ErrorKind.PAYMENT_REQUIRED: 402,
+    ErrorKind.PERMISSION: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.TOO_LARGE: 413,
+    ErrorKind.UNSUPPORTED_MEDIA: 415,
+    ErrorKind.RATE_LIMITED: 429,
+    ErrorKind.INTERNAL: 500,
+    ErrorKind.UPSTREAM: 502,
+    ErrorKind.UNAVAILABLE: 503,
+}
+STATUS_KIND = {status: kind for kind, status in KIND_STATUS.items()}
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -28,11 +48,14 @@ ERROR_TYPES = {
     415: "invalid_request_error",
     429: "rate_limit_error",
     500: "api_error",
+    502: "api_error",
     503: "service_unavailable_error",
 }
 
 
-class ApiError(Exception):
+class ApiError(PryvError):
+    """A PryvError raised by the HTTP layer itself, named by its status."""
+
     def __init__(
         self,
         status: int,
@@ -42,12 +65,23 @@ class ApiError(Exception):
         param: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.param = param
-        self.headers = headers or {}
+        super().__init__(
+            message, code=code, kind=STATUS_KIND[status], param=param, metadata=headers
+        )
+
+
+def status_of(error: PryvError) -> int:
+    return KIND_STATUS[error.kind]
+
+
+def error_object(error: PryvError) -> dict[str, Any]:
+    """The OpenAI error object (`{"message", "type", "code", "param"}`) for `error`."""
+    return {
+        "message": error.message,
+        "type": ERROR_TYPES.get(status_of(error), "api_error"),
+        "code": error.code,
+        "param": error.param,
+    }
 
 
 def error_body(status: int, code: str, message: str, param: str | None = None) -> dict[str, Any]:
@@ -61,11 +95,12 @@ def error_body(status: int, code: str, message: str, param: str | None = None) -
     }
 
 
-def error_response(error: ApiError) -> JSONResponse:
+def error_response(error: PryvError) -> JSONResponse:
+    status = status_of(error)
     return JSONResponse(
-        error_body(error.status, error.code, error.message, error.param),
-        status_code=error.status,
-        headers=error.headers,
+        error_body(status, error.code, error.message, error.param),
+        status_code=status,
+        headers=error.metadata,
     )
 
 
@@ -91,8 +126,8 @@ def _unavailable_types() -> tuple[type[Exception], ...]:
 def install_error_handlers(app: FastAPI) -> None:
     unavailable = _unavailable_types()
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(PryvError)
+    async def _pryv_error(_request: Request, exc: PryvError) -> JSONResponse:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from api.account_views import balance_document, keys_page, ledger_page
+from api.context import platform_of
 from api.errors import ApiError
 from api.management_schemas import (
     CreateKeyRequest,
@@ -18,7 +19,6 @@ from api.management_schemas import (
     settings_object,
 )
 from api.wallet_auth import WalletFields, authenticate_wallet, wallet_fields_from_request
-from bootstrap.platform import Platform
 from commands.positions import wait_until_applied
 from commands.results import InvalidCommand, NotFound
 from domain import ids
@@ -32,15 +32,10 @@ from projections.keys import KeyRecord
 router = APIRouter(prefix="/api/v1", tags=["management"])
 
 
-def _platform(request: Request) -> Platform:
-    platform: Platform = request.app.state.platform
-    return platform
-
-
 async def _auth(
     request: Request, body: WalletFields | None, action: WalletAction, key_id: str = ""
 ) -> str:
-    platform = _platform(request)
+    platform = platform_of(request)
     identity = await authenticate_wallet(
         wallet_fields_from_request(request, body),
         action=action,
@@ -54,7 +49,7 @@ async def _auth(
 async def create_key(request: Request, body: CreateKeyRequest) -> dict[str, Any]:
     """Create an API key. The full key is in this response only; it cannot be recovered."""
     wallet = await _auth(request, body, WalletAction.CREATE)
-    platform = _platform(request)
+    platform = platform_of(request)
     expires_at = body.expires_at
     if body.expires_in_days is not None:
         if expires_at is not None:
@@ -125,7 +120,7 @@ async def list_keys(
 ) -> dict[str, Any]:
     """List the wallet's keys, newest first. Never includes secrets: prefix and last4 only."""
     wallet = await _auth(request, None, WalletAction.LIST)
-    return await keys_page(_platform(request).read_store, wallet, cursor=cursor, limit=limit)
+    return await keys_page(platform_of(request).read_store, wallet, cursor=cursor, limit=limit)
 
 
 @router.delete("/keys/{key_id}")
@@ -136,7 +131,7 @@ async def revoke_key(
     revoked where every API instance's admission looks, so the very next request with it — on
     any instance — is refused, without waiting for the key index to catch up."""
     wallet = await _auth(request, body, WalletAction.REVOKE, key_id)
-    platform = _platform(request)
+    platform = platform_of(request)
     if not is_valid_key_id(key_id):
         raise ApiError(404, "key_not_found", f"no key {key_id!r} for this wallet", param="keyId")
     reason = body.reason if body is not None else "revoked by owner"
@@ -164,7 +159,7 @@ async def get_settings(request: Request) -> dict[str, Any]:
     """The account's privacy defaults and consent."""
     wallet = await _auth(request, None, WalletAction.SETTINGS)
     stored = await settings_projection.read_settings(
-        _platform(request).read_store, str(ids.account_id(wallet))
+        platform_of(request).read_store, str(ids.account_id(wallet))
     )
     return settings_object(stored)
 
@@ -173,7 +168,7 @@ async def get_settings(request: Request) -> dict[str, Any]:
 async def update_settings(request: Request, body: SettingsUpdate) -> dict[str, Any]:
     """Replace the given sections (privacy, consent); the others keep their values."""
     wallet = await _auth(request, body, WalletAction.SETTINGS)
-    platform = _platform(request)
+    platform = platform_of(request)
     sections: dict[str, Any] = {}
     if body.privacy is not None:
         sections["privacy"] = body.privacy.model_dump(by_alias=True, exclude_none=True)
@@ -200,7 +195,7 @@ async def update_settings(request: Request, body: SettingsUpdate) -> dict[str, A
 async def get_balance(request: Request) -> dict[str, Any]:
     """Live and test balances. `available` = balance minus credit held by in-flight requests."""
     wallet = await _auth(request, None, WalletAction.BALANCE)
-    return await balance_document(_platform(request).read_store, wallet)
+    return await balance_document(platform_of(request).read_store, wallet)
 
 
 @router.get("/billing/ledger")
@@ -212,4 +207,4 @@ async def get_ledger(
     """Every posting on the account (purchases, grants, usage, refunds, disputes and their
     reversals), newest first, cursor-paginated."""
     wallet = await _auth(request, None, WalletAction.LEDGER)
-    return await ledger_page(_platform(request).read_store, wallet, cursor=cursor, limit=limit)
+    return await ledger_page(platform_of(request).read_store, wallet, cursor=cursor, limit=limit)

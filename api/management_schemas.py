@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.chat_schemas import PII_ENTITY_TYPES, PiiConfig
 from api.wallet_auth import WalletFields
 from domain.money import micros_to_usd
+from privacy.controls import PII_ENTITY_TYPES, PiiConfig
 from projections.balance import Balance
 from projections.keys import KeyRecord
 

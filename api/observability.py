@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from bootstrap.platform import Platform
+from api.context import platform_of
 from projections import balance
 from projections.catalog import PROJECTIONS
 
@@ -200,11 +200,6 @@ def configure_logging() -> None:
 router = APIRouter(include_in_schema=False)
 
 
-def _platform(request: Request) -> Platform:
-    platform: Platform = request.app.state.platform
-    return platform
-
-
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
@@ -224,7 +219,7 @@ async def _check(name: str, probe: Awaitable[Any], checks: dict[str, Any]) -> An
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     """Readiness: event store, bus and read store reachable; projections within the lag bound."""
-    platform = _platform(request)
+    platform = platform_of(request)
     checks: dict[str, Any] = {}
     log_end = await _check("event_store", asyncio.to_thread(platform.app.max_position), checks)
     await _check("bus", platform.bus.last_published_position(), checks)
@@ -246,7 +241,7 @@ async def readyz(request: Request) -> Response:
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    platform = _platform(request)
+    platform = platform_of(request)
     metrics: Metrics = request.app.state.metrics
     try:
         log_end = await asyncio.to_thread(platform.app.max_position)

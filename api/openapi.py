@@ -15,8 +15,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from api.chat_schemas import ChatCompletionRequest
-from api.pii_preview import PiiPreviewRequest
+from gateway.preview import PiiPreviewRequest
+from gateway.chat_request import ChatCompletionRequest
 
 ERROR_STATUSES = {
     "400": "Invalid request (invalid_json, validation_error, invalid_model, …)",

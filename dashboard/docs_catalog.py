@@ -21,12 +21,13 @@ from typing import Any, get_args
 from fastapi import FastAPI
 
 import api
-import api.chat_schemas as chat_schemas
 import domain.wallet_messages as wallet_messages
 import infra.wallet_signatures as wallet_signatures
+import privacy.controls as privacy_controls
 from api.errors import ERROR_TYPES
 from api.management_schemas import PrivacyDefaults
 from domain.wallet_messages import MESSAGE_PREFIX, TIMESTAMP_WINDOW, WalletAction
+from gateway.chat_request import REQUEST_ALIASES
 from infra.pii_text import DEFAULT_ENTITIES
 
 _ACTION = re.compile(r"WalletAction\.([A-Z_]+)")
@@ -168,13 +169,13 @@ def _literal_options(model: type[Any], field: str) -> list[str]:
 
 def privacy_options() -> dict[str, Any]:
     return {
-        "entityTypes": sorted(chat_schemas.PII_ENTITY_TYPES),
+        "entityTypes": sorted(privacy_controls.PII_ENTITY_TYPES),
         "defaultEntities": list(DEFAULT_ENTITIES),
         "modes": _literal_options(PrivacyDefaults, "mode"),
-        "faceBlur": _literal_options(chat_schemas.FacesConfig, "blur"),
-        "piiConfigDefaults": chat_schemas.PiiConfig().model_dump(),
+        "faceBlur": _literal_options(privacy_controls.FacesConfig, "blur"),
+        "piiConfigDefaults": privacy_controls.PiiConfig().model_dump(),
         # The documented alternative spellings the chat request accepts (its own table).
-        "aliases": dict(chat_schemas._ALIASES),
+        "aliases": dict(REQUEST_ALIASES),
     }
 
 

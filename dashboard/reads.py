@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from api.account_views import balance_document, keys_page, ledger_page
-from api.gateway import model_object
+from gateway.models import model_object
 from api.management_schemas import (
     settings_object,
 )

@@ -136,7 +136,7 @@ def test_unknown_and_unavailable_entities_raise(
 def test_supported_entities_match_the_api_vocabulary(
     engine: TextPiiEngine, patterns_only: TextPiiEngine
 ) -> None:
-    from api.chat_schemas import PII_ENTITY_TYPES
+    from privacy.controls import PII_ENTITY_TYPES
 
     assert engine.supported_entities == PII_ENTITY_TYPES == PATTERN_ENTITIES | NER_ENTITIES
     assert patterns_only.supported_entities == PATTERN_ENTITIES

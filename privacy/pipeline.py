@@ -14,19 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from api.chat_schemas import PdfInput, PiiConfig, SkipRedaction
-from api.errors import ApiError
+from domain.errors import ErrorKind, PryvError
 from domain.upstream_body import (
     FieldRefused,
     FilePart,
     ImagePart,
-    Redacting,
     UpstreamFields,
     classify,
     sanitize_name,
@@ -42,55 +39,16 @@ from infra.pii_images import (
     to_data_url,
 )
 from infra.pii_text import (
-    DEFAULT_ENTITIES,
     PseudonymVault,
-    StreamingRestorer,
     TextPiiEngine,
     default_engine,
 )
 from infra.pii_text import run_off_loop as run_pii
 from infra.safe_fetch import FetchRejected, fetch_body, fetch_text
+from privacy.controls import PdfInput
+from privacy.plan import PrivacyPlan
 
-Mode = Literal["redact", "pseudonymize", "off"]
 MAX_CONTEXT_CHARS = 400_000
-
-
-@dataclass(frozen=True)
-class PrivacyPlan:
-    mode: Mode
-    entities: tuple[str, ...]
-    config: PiiConfig
-    skip_text: bool = False
-    skip_image: bool = False
-    skip_pdf: bool = False
-    skip_urls: bool = False
-
-    @property
-    def pseudonymize(self) -> bool:
-        return self.mode == "pseudonymize"
-
-    @property
-    def redacting(self) -> Redacting:
-        return Redacting(text=not self.skip_text, image=not self.skip_image, pdf=not self.skip_pdf)
-
-
-def resolve_plan(
-    *,
-    mode: Mode | None,
-    entities: Sequence[str] | None,
-    config: PiiConfig | None,
-    skip: bool | SkipRedaction | None,
-    account: dict[str, Any],
-) -> PrivacyPlan:
-    """Request controls first, then the account's saved defaults, then ours."""
-    saved = account.get("privacy") or {}
-    chosen: Mode = mode or saved.get("mode") or "redact"
-    wanted = tuple(entities or saved.get("piiEntities") or DEFAULT_ENTITIES)
-    pii_config = config or PiiConfig.model_validate(saved.get("piiConfig") or {})
-    if chosen == "off" or skip is True:
-        return PrivacyPlan(chosen, wanted, pii_config, True, True, True, True)
-    parts = skip if isinstance(skip, SkipRedaction) else SkipRedaction()
-    return PrivacyPlan(chosen, wanted, pii_config, parts.text, parts.image, parts.pdf, parts.urls)
 
 
 @dataclass
@@ -152,7 +110,7 @@ class PrivacyFilter:
         try:
             return await run_pii(run)
         except ValueError as exc:  # e.g. PERSON asked for while NER is disabled here
-            raise ApiError(400, "invalid_params", str(exc), param="piiEntities") from exc
+            raise _invalid("invalid_params", str(exc), param="piiEntities") from exc
 
     async def redact_image_url(
         self, url: str, plan: PrivacyPlan, *, param: str = "messages"
@@ -173,13 +131,9 @@ class PrivacyFilter:
                 blur=plan.config.image.faces.blur,
             )
         except ImageRejected as exc:
-            raise ApiError(
-                400, "invalid_image", f"image rejected: {exc.reason}", param=param
-            ) from exc
+            raise _invalid("invalid_image", f"image rejected: {exc.reason}", param=param) from exc
         except ImageRedactionFailed as exc:
-            raise ApiError(
-                503, "pii_unavailable", "image redaction is unavailable; nothing was sent"
-            ) from exc
+            raise _unavailable("image redaction is unavailable; nothing was sent") from exc
 
     async def pdf_text(self, pdf: str | PdfInput, plan: PrivacyPlan) -> tuple[str, str]:
         """(name, text) of a `pdfs` entry: fetched or decoded, text layer read, scanned pages
@@ -204,8 +158,8 @@ class PrivacyFilter:
                 **self.fetch_options,
             )
         except FetchRejected as exc:
-            raise ApiError(
-                400, "url_fetch_failed", f"PDF not fetched: {exc.reason}", param=param
+            raise _invalid(
+                "url_fetch_failed", f"PDF not fetched: {exc.reason}", param=param
             ) from exc
         return fetched.body
 
@@ -214,7 +168,7 @@ class PrivacyFilter:
         try:
             return decode_base64_pdf(data)
         except DocumentRejected as exc:
-            raise ApiError(400, "invalid_pdf", f"PDF rejected: {exc.reason}", param=param) from exc
+            raise _invalid("invalid_pdf", f"PDF rejected: {exc.reason}", param=param) from exc
 
     async def _read_pdf(self, data: bytes, plan: PrivacyPlan, param: str) -> PdfText:
         """The PDF's text; pages without a text layer are OCR'd unless OCR is turned off."""
@@ -224,19 +178,17 @@ class PrivacyFilter:
                 extract_pdf_text, data, max_pages=plan.config.pdf.pages, ocr=reader
             )
         except DocumentRejected as exc:
-            raise ApiError(400, "invalid_pdf", f"PDF rejected: {exc.reason}", param=param) from exc
+            raise _invalid("invalid_pdf", f"PDF rejected: {exc.reason}", param=param) from exc
         except ImageRedactionFailed as exc:
-            raise ApiError(
-                503, "pii_unavailable", "OCR of scanned PDF pages is unavailable; nothing was sent"
-            ) from exc
+            raise _unavailable("OCR of scanned PDF pages is unavailable; nothing was sent") from exc
 
     async def url_text(self, url: str) -> tuple[str, str]:
         self.documents_read += 1
         try:
             page = await fetch_text(url, **self.fetch_options)
         except FetchRejected as exc:
-            raise ApiError(
-                400, "url_fetch_failed", f"{url} not fetched: {exc.reason}", param="urls"
+            raise _invalid(
+                "url_fetch_failed", f"{url} not fetched: {exc.reason}", param="urls"
             ) from exc
         return url, page.text
 
@@ -255,7 +207,7 @@ class PrivacyFilter:
         try:
             fields = classify(body, plan.redacting)
         except FieldRefused as exc:
-            raise ApiError(400, exc.code, exc.message, param=exc.param) from exc
+            raise _invalid(exc.code, exc.message, param=exc.param) from exc
         await self._check_field_names(fields, plan)
         for image in fields.images:
             await self._image_part(image, plan, prepared.counts)
@@ -288,8 +240,7 @@ class PrivacyFilter:
         flagged = {name for name, (text, _) in zip(unique, redacted, strict=True) if text != name}
         for found in fields.names:
             if found.name in flagged:
-                raise ApiError(
-                    400,
+                raise _invalid(
                     "pii_in_field_name",
                     f"{found.param}: this key contains personal data; rename it (keys are "
                     "forwarded as they are, so Pryv cannot redact them)",
@@ -298,8 +249,7 @@ class PrivacyFilter:
 
     async def _image_part(self, image: ImagePart, plan: PrivacyPlan, counts: Counter[str]) -> None:
         if not image.url.startswith("data:"):
-            raise ApiError(
-                400,
+            raise _invalid(
                 "unsupported_image_url",
                 "with image redaction on, send images as data: URLs (or set "
                 "skip_pii_redaction: {image: true})",
@@ -376,8 +326,7 @@ class PrivacyFilter:
                 blocks.append(f"[{title}: {name}]\n{text}")
         context = "\n\n".join(blocks)
         if len(context) > MAX_CONTEXT_CHARS:
-            raise ApiError(
-                400,
+            raise _invalid(
                 "context_length_exceeded",
                 "documents are too long",
                 param="pdfs" if pdfs else "urls",
@@ -390,63 +339,11 @@ def _split_extension(name: str) -> tuple[str, str]:
     return (name[: match.start()], match.group()) if match else (name, "")
 
 
-def restore_answer(answer: dict[str, Any], vault: PseudonymVault) -> None:
-    """Put the originals back into a JSON chat completion (content and tool-call arguments)."""
-    for choice in answer.get("choices") or []:
-        message = choice.get("message") or {}
-        if isinstance(message.get("content"), str):
-            message["content"] = vault.restore(message["content"])
-        calls = [c.get("function") or {} for c in message.get("tool_calls") or []]
-        for function in [*calls, message.get("function_call") or {}]:
-            if isinstance(function.get("arguments"), str):
-                function["arguments"] = vault.restore(function["arguments"])
+def _invalid(code: str, message: str, param: str | None = None) -> PryvError:
+    """The client's input cannot be made safe to send: refused, nothing leaves."""
+    return PryvError(message, code=code, param=param)
 
 
-class StreamRestorers:
-    """One StreamingRestorer per choice of an SSE answer (placeholders may straddle chunks)."""
-
-    def __init__(self, vault: PseudonymVault) -> None:
-        self._vault = vault
-        self._by_index: dict[int, StreamingRestorer] = {}
-
-    def chunk(self, chunk: dict[str, Any]) -> None:
-        for choice in chunk.get("choices") or []:
-            restorer = self._by_index.setdefault(
-                int(choice.get("index", 0)), StreamingRestorer(self._vault)
-            )
-            delta = choice.get("delta") or {}
-            text = restorer.feed(str(delta.get("content") or ""))
-            if choice.get("finish_reason") is not None:
-                text += restorer.flush()
-            if "content" in delta or text:
-                delta["content"] = text
-                choice["delta"] = delta
-
-    def leftovers(self) -> dict[int, str]:
-        """Held-back text per choice at the end of the stream (normally empty)."""
-        return {i: r.flush() for i, r in self._by_index.items() if r.pending}
-
-
-class AccountSettingsCache:
-    """Account privacy defaults, re-read at most every `ttl` seconds per account (a settings
-    change reaches every API process within that time)."""
-
-    def __init__(self, read: Callable[[str], Awaitable[dict[str, Any]]], ttl: float = 5.0):
-        self._read = read
-        self._ttl = ttl
-        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
-
-    async def get(self, account_id: str) -> dict[str, Any]:
-        now = time.monotonic()
-        cached = self._entries.get(account_id)
-        if cached is not None and now - cached[0] < self._ttl:
-            return cached[1]
-        value = await self._read(account_id)
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[account_id] = (now, value)
-        return value
-
-
-def counts_header(counts: Counter[str] | dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(dict(counts).items())) or "none"
+def _unavailable(message: str) -> PryvError:
+    """A redaction step (OCR) cannot run here: fail closed, nothing leaves."""
+    return PryvError(message, code="pii_unavailable", kind=ErrorKind.UNAVAILABLE)

@@ -11,11 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from infra.pii_text import KNOWN_ENTITIES
+from privacy.controls import PII_ENTITY_TYPES, PdfInput, PiiConfig, SkipRedaction
 
-PII_ENTITY_TYPES = KNOWN_ENTITIES  # every type the text engine can detect
-
-_ALIASES = {
+REQUEST_ALIASES = {
     "pii_entities": "piiEntities",
     "pii_config": "piiConfig",
     "privacy_mode": "privacyMode",
@@ -34,59 +32,6 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
-
-
-class TextPiiConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    threshold: float = Field(default=0.35, ge=0, le=1)
-
-
-class FacesConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    blur: Literal["none", "light", "strong"] = "strong"
-
-
-class ImagePiiConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    ocr: bool = True
-    threshold: float = Field(default=0.35, ge=0, le=1)
-    faces: FacesConfig = Field(default_factory=FacesConfig)
-
-
-class PdfPiiConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pages: int | None = Field(default=None, ge=1, le=500, description="first N pages only")
-    threshold: float = Field(default=0.35, ge=0, le=1)
-
-
-class PiiConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: TextPiiConfig = Field(default_factory=TextPiiConfig)
-    image: ImagePiiConfig = Field(default_factory=ImagePiiConfig)
-    pdf: PdfPiiConfig = Field(default_factory=PdfPiiConfig)
-
-
-class SkipRedaction(BaseModel):
-    """`skip_pii_redaction: true` skips everything; an object skips per modality."""
-
-    model_config = ConfigDict(extra="forbid")
-    text: bool = False
-    image: bool = False
-    pdf: bool = False
-    urls: bool = False
-
-
-class PdfInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str | None = Field(default=None, max_length=2048)
-    data: str | None = Field(default=None, description="base64 PDF bytes")
-    filename: str | None = Field(default=None, max_length=255)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> PdfInput:
-        if (self.url is None) == (self.data is None):
-            raise ValueError("give exactly one of url or data")
-        return self
 
 
 class ChatCompletionRequest(BaseModel):
@@ -118,7 +63,7 @@ class ChatCompletionRequest(BaseModel):
         if not isinstance(data, dict):
             return data
         out = dict(data)
-        for alias, canonical in _ALIASES.items():
+        for alias, canonical in REQUEST_ALIASES.items():
             if alias in out:
                 if canonical in out:
                     raise ValueError(f"{alias} and {canonical} are the same control; give one")
