@@ -1,7 +1,8 @@
 """OpenAI-shaped errors: `{"error": {"message", "type", "code", "param"}}` with the right status.
 
-Every failure path ends here: validation errors become 400 (not FastAPI's 422), unreachable
-backing services become 503 (fail closed), anything unexpected a 500 without internals.
+Every failure path ends here: a PryvError's kind picks the status, validation errors become 400
+(not FastAPI's 422), unreachable backing services become 503 (infra.failures: fail closed),
+anything unexpected a 500 without internals.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import ErrorKind, PryvError
+from infra.failures import as_unavailable, backend_failures
 
 log = logging.getLogger("pryv.api")
 
@@ -104,27 +106,7 @@ def error_response(error: PryvError) -> JSONResponse:
     )
 
 
-def _unavailable_types() -> tuple[type[Exception], ...]:
-    """Exceptions that mean a backing service is down: answer 503, never serve for free."""
-    import psycopg
-    import redis.exceptions
-    from eventsourcing.persistence import InterfaceError, OperationalError
-
-    from infra.bus import BusUnavailable
-
-    return (
-        psycopg.OperationalError,
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        OperationalError,
-        InterfaceError,
-        BusUnavailable,
-        ConnectionError,
-    )
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    unavailable = _unavailable_types()
 
     @app.exception_handler(PryvError)
     async def _pryv_error(_request: Request, exc: PryvError) -> JSONResponse:
@@ -147,16 +129,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("backing service unavailable on %s: %s", request.url.path, exc)
-        return JSONResponse(
-            error_body(503, "service_unavailable", "a backing service is unavailable; retry"),
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
+        return error_response(as_unavailable(exc))
 
     # One handler per type (not a branch of the catch-all): Starlette re-raises whatever reaches
     # the catch-all after answering, which would log a traceback, count a 500 and drop the
     # connection for what is an expected, fail-closed 503.
-    for exc_type in unavailable:
+    for exc_type in backend_failures():
         app.add_exception_handler(exc_type, _unavailable)
 
     @app.exception_handler(Exception)

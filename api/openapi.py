@@ -15,8 +15,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from gateway.preview import PiiPreviewRequest
 from gateway.chat_request import ChatCompletionRequest
+from gateway.preview import PiiPreviewRequest
 
 ERROR_STATUSES = {
     "400": "Invalid request (invalid_json, validation_error, invalid_model, …)",

@@ -91,5 +91,5 @@ async def authenticate_wallet(
         if not await nonces.claim(wallet, message.nonce, now):
             raise WalletAuthError(WalletAuthCode.NONCE_REPLAY, "nonce already used")
     except WalletAuthError as exc:
-        raise ApiError(403, exc.code.value, exc.message) from exc
+        raise ApiError(403, exc.code, exc.message) from exc
     return WalletIdentity(wallet=wallet, nonce=message.nonce)

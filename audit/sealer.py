@@ -29,6 +29,8 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder
 
 from commands.application import PryvApplication
+from commands.retries import until_done
+from domain.errors import ErrorKind, PryvError
 from domain.merkle import (
     Checkpoint,
     MerkleAccumulator,
@@ -110,9 +112,11 @@ def leaf_of(event: RawEvent) -> bytes:
     )
 
 
-class SealerStateError(RuntimeError):
+class SealerStateError(PryvError):
     """The last stored checkpoint is not one this sealer can extend: not signed by its key, or
     its resume state does not reproduce its signed root."""
+
+    kind, code = ErrorKind.INTERNAL, "sealer_state"
 
 
 class Sealer:
@@ -286,16 +290,20 @@ class Sealer:
             self._published_size = None  # ask the sink again next time
             log.exception("publishing checkpoints failed; will retry")
 
+    def _forget_state(self) -> None:
+        self._acc = None
+
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         while not stop.is_set():
-            try:
-                await self.seal_pending()
-            except Exception:  # store or database outage: start over from the last checkpoint
-                log.exception("sealer cycle failed; retrying")
-                self._acc = None
-                await _wait(stop, 1.0)
-                continue
+            # A store or database outage: start over from the last checkpoint.
+            await until_done(
+                self.seal_pending,
+                stop=stop,
+                log=log,
+                what="sealer cycle",
+                on_failure=self._forget_state,
+            )
             self._wake.clear()
             await _wait(stop, self._poll_interval, self._wake.wait())
         if self._acc is not None:  # seal everything written so far before stopping

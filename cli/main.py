@@ -11,12 +11,13 @@ import socket
 import sys
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from api.observability import configure_logging
 from bootstrap.platform import Platform, open_application, open_platform
 from cli import audit, finance
 from cli import projections as projections_cli
+from commands.key_terms import budget_micros, key_expiry
 from commands.results import InvalidCommand, NotFound
 from domain import ids
 from domain.money import MoneyError, micros_to_usd, usd_to_micros
@@ -215,14 +216,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             models=[m for m in (args.models or "").split(",") if m],
             rpm=args.rpm,
             tpm=args.tpm,
-            monthly_budget_micros=(
-                usd_to_micros(args.monthly_budget_usd) if args.monthly_budget_usd else None
-            ),
-            expires_at=(
-                datetime.now(UTC) + timedelta(days=args.expires_in_days)
-                if args.expires_in_days
-                else None
-            ),
+            monthly_budget_micros=budget_micros(args.monthly_budget_usd or None),
+            expires_at=key_expiry(None, args.expires_in_days or None),
             pepper=settings.key_pepper,
         )
     finally:

@@ -19,6 +19,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, Notification, Reco
 
 from commands.event_mapper import PinnedTopicMapper
 from commands.results import CommandResult, ConcurrentUpdate, InvalidCommand, NotFound
+from commands.retries import on_collision
 from domain import ids
 from domain.aggregates import (
     Account,
@@ -39,6 +40,10 @@ from domain.envelope import EventEnvelope
 class ExpiryReport:
     settled: list[CommandResult] = field(default_factory=list)
     never_placed: list[UUID] = field(default_factory=list)
+
+
+class _KeyCollision(Exception):
+    """create_key's save found the key (or the account it opens) already there."""
 
 
 @dataclass(frozen=True)
@@ -147,14 +152,15 @@ class PryvApplication(Application[UUID]):
         never undo each other; a racing update of the same aggregate retries on the new state.
         """
         self._ensure_account(wallet)
-        for _attempt in range(3):
-            account = self._get(Account, ids.account_id(wallet))
-            account.change_settings({**account.settings, **sections})
-            try:
-                recordings = self.save(account)
-            except IntegrityError:
-                continue
-            return CommandResult(account.id, recordings[-1].notification.id)
+        try:
+            for attempt in on_collision():
+                with attempt:
+                    account = self._get(Account, ids.account_id(wallet))
+                    account.change_settings({**account.settings, **sections})
+                    recordings = self.save(account)
+                    return CommandResult(account.id, recordings[-1].notification.id)
+        except IntegrityError:
+            pass
         raise InvalidCommand("settings changed concurrently; retry")
 
     def _ensure_account(self, wallet: str) -> None:
@@ -181,28 +187,33 @@ class PryvApplication(Application[UUID]):
             raise InvalidCommand(f"env must be one of {', '.join(KEY_ENVS)}")
         wallet = wallet.lower()
         model_list = sorted(set(models))
-        for _attempt in range(2):
-            issued = issue_api_key(env)
-            key = ApiKey(
-                key_id=issued.key_id,
-                account_id=str(ids.account_id(wallet)),
-                wallet=wallet,
-                name=name,
-                env=env,
-                secret_hash=hash_api_key(pepper, issued.token),
-                prefix=issued.prefix,
-                last4=issued.last4,
-                models=model_list,
-                rpm=rpm,
-                tpm=tpm,
-                monthly_budget_micros=monthly_budget_micros,
-                expires_at=_iso(expires_at),
-            )
-            result = self._save_new(*self._account_if_new(wallet), key)
-            if not result.duplicate:
-                return CreatedKey(result, issued, key)
-            # A concurrent first call opened the account (or, at 62**-16 odds, the key id
-            # collided): retry once with a fresh key and without the account.
+        try:
+            for attempt in on_collision(2, _KeyCollision):
+                with attempt:
+                    issued = issue_api_key(env)
+                    key = ApiKey(
+                        key_id=issued.key_id,
+                        account_id=str(ids.account_id(wallet)),
+                        wallet=wallet,
+                        name=name,
+                        env=env,
+                        secret_hash=hash_api_key(pepper, issued.token),
+                        prefix=issued.prefix,
+                        last4=issued.last4,
+                        models=model_list,
+                        rpm=rpm,
+                        tpm=tpm,
+                        monthly_budget_micros=monthly_budget_micros,
+                        expires_at=_iso(expires_at),
+                    )
+                    result = self._save_new(*self._account_if_new(wallet), key)
+                    if result.duplicate:
+                        # A concurrent first call opened the account (or, at 62**-16 odds, the
+                        # key id collided): once more with a fresh key, without the account.
+                        raise _KeyCollision()
+                    return CreatedKey(result, issued, key)
+        except _KeyCollision:
+            pass
         raise InvalidCommand("could not create key; retry")
 
     def _owned_key(self, wallet: str, key_id: str) -> ApiKey:
@@ -443,30 +454,42 @@ class PryvApplication(Application[UUID]):
         """Load the aggregate (or open it), apply `change` and save; `change` returning False
         means nothing new (a duplicate). Deliveries racing collide on the aggregate version: the
         loser retries against the winner's state, a few times, then ConcurrentUpdate."""
-        for _attempt in range(3):
+        try:
+            for attempt in on_collision():  # a concurrent delivery changed it first: look again
+                with attempt:
+                    return self._apply_once(cls, aggregate_id, open_new, change, wallet=wallet)
+        except IntegrityError:
+            pass
+        raise ConcurrentUpdate(f"{what} kept colliding")
+
+    def _apply_once(
+        self,
+        cls: type[_A],
+        aggregate_id: UUID,
+        open_new: Callable[[], _A],
+        change: Callable[[_A], bool],
+        *,
+        wallet: str,
+    ) -> CommandResult:
+        try:
+            aggregate: _A = self._get(cls, aggregate_id)
+            new = False
+        except NotFound:
             try:
-                aggregate: _A = self._get(cls, aggregate_id)
-                new = False
-            except NotFound:
-                try:
-                    aggregate = open_new()
-                except DomainRuleViolation as exc:
-                    raise InvalidCommand(str(exc)) from exc
-                new = True
-            try:
-                changed = change(aggregate)
+                aggregate = open_new()
             except DomainRuleViolation as exc:
                 raise InvalidCommand(str(exc)) from exc
-            if not changed:
-                return CommandResult(aggregate_id, None, duplicate=True)
-            if new:
-                self._ensure_account(wallet)
-            try:
-                recordings = self.save(aggregate)
-            except IntegrityError:
-                continue  # a concurrent delivery changed it first: look again
-            return CommandResult(aggregate_id, recordings[-1].notification.id)
-        raise ConcurrentUpdate(f"{what} kept colliding")
+            new = True
+        try:
+            changed = change(aggregate)
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        if not changed:
+            return CommandResult(aggregate_id, None, duplicate=True)
+        if new:
+            self._ensure_account(wallet)
+        recordings = self.save(aggregate)
+        return CommandResult(aggregate_id, recordings[-1].notification.id)
 
     # --- holds ------------------------------------------------------------------------------
 

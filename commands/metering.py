@@ -19,8 +19,10 @@ from commands.admission import Admission, AdmissionGate, AdmissionRequest, Verdi
 from commands.application import PryvApplication
 from commands.group_commit import GroupCommitWriter
 from commands.results import CommandResult
+from commands.retries import through_outage
 from domain.aggregates import UsageHold
 from domain.catalog import ModelSpec
+from domain.errors import ErrorKind, PryvError
 from domain.pricing import Usage, cost_micros
 from projections import balance, keys, ratelimit_config, usage
 
@@ -37,7 +39,9 @@ class KeyIdentity:
     env: str
 
 
-class AdmissionRefused(Exception):
+class AdmissionRefused(PryvError):
+    kind, code = ErrorKind.PAYMENT_REQUIRED, "admission_refused"
+
     def __init__(self, admission: Admission) -> None:
         super().__init__(admission.verdict.value)
         self.admission = admission
@@ -234,17 +238,14 @@ class Meter:
         )
         events = list(request.hold.collect_events())
         result: CommandResult | None = None
-        for attempt in range(5):
-            try:
-                result = await self._writer.save_events(request.hold.id, events)
-                break
-            except Exception:
-                # The store is unreachable: keep trying briefly; if it stays down, the hold
-                # expires and the sweeper settles it (outcome `expired`, flagged for finance).
-                log.exception(
-                    "settlement of %s failed (attempt %s)", request.request_id, attempt + 1
-                )
-                await asyncio.sleep(0.2 * 2**attempt)
+        try:
+            async for attempt in through_outage(log):
+                with attempt:
+                    result = await self._writer.save_events(request.hold.id, events)
+        except Exception:
+            # The store stayed unreachable: the hold expires and the sweeper settles it
+            # (outcome `expired`, flagged for finance).
+            log.exception("settlement of %s failed; left to the sweeper", request.request_id)
         await self._gate.correct_tokens(
             request.key.key_id,
             request.admitted_at_s,

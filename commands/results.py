@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from domain.errors import ErrorKind, PryvError
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -13,14 +15,20 @@ class CommandResult:
     duplicate: bool = False
 
 
-class NotFound(LookupError):
+class NotFound(PryvError, LookupError):
     """The aggregate does not exist, or is not owned by the caller (we never say which)."""
 
+    kind, code = ErrorKind.NOT_FOUND, "not_found"
 
-class InvalidCommand(ValueError):
+
+class InvalidCommand(PryvError, ValueError):
     """Arguments the domain refuses (negative amount, missing reason, unknown env...)."""
 
+    code = "invalid_params"
 
-class ConcurrentUpdate(RuntimeError):
+
+class ConcurrentUpdate(PryvError):
     """Concurrent writers kept winning the race for the same aggregate: nothing was written;
     the caller may retry (webhooks answer 503 so Stripe redelivers)."""
+
+    kind, code = ErrorKind.UNAVAILABLE, "concurrent_update"

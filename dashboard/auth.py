@@ -90,7 +90,7 @@ async def login(request: Request, body: LoginRequest, response: Response) -> dic
             now=now(),
         )
     except SiweError as exc:
-        raise ApiError(403, exc.code.value, exc.message) from exc
+        raise ApiError(403, exc.code, exc.message) from exc
     await ctx.sessions.delete(session_token(request))  # never keep a session across sign-ins
     token, session = await ctx.sessions.create(wallet, now())
     secure = cookie_secure(request)

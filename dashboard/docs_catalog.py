@@ -3,8 +3,9 @@
 - endpoints: the public API app's routes (those in its OpenAPI schema), with their docstrings;
   the wallet action each route demands is read from its handler's source (`WalletAction.X`);
 - errors: every `(status, "code", message)` the API's code can raise, found by walking the
-  syntax trees of `api/*.py` and the wallet-message checks (ApiError(...), error_body(...), the
-  refusal table, WalletAuthError(WalletAuthCode.X, ...));
+  syntax trees of api/, gateway/, privacy/, commands/ and the wallet-message checks
+  (ApiError(...), PryvError(..., code=, kind=), PryvError subclasses, the refusal table,
+  WalletAuthError(WalletAuthCode.X, ...));
 - PII: the entity types, defaults, modes and configuration the request schemas accept.
 """
 
@@ -21,12 +22,16 @@ from typing import Any, get_args
 from fastapi import FastAPI
 
 import api
+import commands
 import domain.wallet_messages as wallet_messages
+import gateway
 import infra.wallet_signatures as wallet_signatures
+import privacy
 import privacy.controls as privacy_controls
-from api.errors import ERROR_TYPES
-from api.management_schemas import PrivacyDefaults
+from api.errors import ERROR_TYPES, KIND_STATUS
+from domain.errors import ErrorKind
 from domain.wallet_messages import MESSAGE_PREFIX, TIMESTAMP_WINDOW, WalletAction
+from gateway.accounts import PrivacyDefaults
 from gateway.chat_request import REQUEST_ALIASES
 from infra.pii_text import DEFAULT_ENTITIES
 
@@ -122,23 +127,117 @@ def _status_code(nodes: list[ast.expr]) -> tuple[int, str, str | None] | None:
     return status.value, code.value, _text(nodes[2]) if len(nodes) > 2 else None
 
 
+def _kind_status(node: ast.expr | None) -> int | None:
+    """`ErrorKind.X` → its HTTP status (None: not a kind)."""
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "ErrorKind"
+        and node.attr in ErrorKind.__members__
+    ):
+        return KIND_STATUS[ErrorKind[node.attr]]
+    return None
+
+
+def _keyword(node: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in node.keywords if k.arg == name), None)
+
+
+def _pryv_error(node: ast.Call) -> tuple[int, str, str | None] | None:
+    """`PryvError("message", code="x", kind=ErrorKind.Y)`: kind defaults to a 400."""
+    code = _keyword(node, "code")
+    if not (isinstance(code, ast.Constant) and isinstance(code.value, str)):
+        return None
+    status = _kind_status(_keyword(node, "kind")) or 400
+    return status, code.value, _text(node.args[0]) if node.args else None
+
+
+def _error_class(node: ast.ClassDef) -> tuple[int, str, str | None] | None:
+    """`class X(PryvError): kind, code = ErrorKind.Y, "x"` (or `code = "x"`), with the
+    message its `super().__init__("…")` passes."""
+    status, code = 400, None
+    for stmt in node.body:
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            continue
+        target, value = stmt.targets[0], stmt.value
+        pairs: dict[str, ast.expr] = {}
+        if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple):
+            names = [getattr(t, "id", "") for t in target.elts]
+            pairs = dict(zip(names, value.elts, strict=False))
+        elif isinstance(target, ast.Name):
+            pairs = {target.id: value}
+        status = _kind_status(pairs.get("kind")) or status
+        found = pairs.get("code")
+        if isinstance(found, ast.Constant) and isinstance(found.value, str):
+            code = found.value
+    if code is None or not _CODE.match(code):
+        return None
+    message = None
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call) and getattr(inner.func, "attr", "") == "__init__":
+            message = _text(inner.args[0]) if inner.args else None
+            break
+    return status, code, message
+
+
+# The privacy pipeline's own constructors: name → (status, fixed code or None: first arg).
+_HELPERS: dict[str, tuple[int, str | None]] = {
+    "_invalid": (400, None),
+    "_unavailable": (503, "pii_unavailable"),
+}
+
+
+def _helper_error(node: ast.Call, name: str) -> tuple[int, str, str | None] | None:
+    status, fixed = _HELPERS[name]
+    if not node.args:
+        return None
+    first = node.args[0]
+    if fixed is not None:
+        return status, fixed, _text(first)
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return status, first.value, _text(node.args[1]) if len(node.args) > 1 else None
+    return None
+
+
+def _table_row(node: ast.Tuple) -> tuple[int, str, str | None] | None:
+    """(ErrorKind.X, "code", "message") or (status, "code", "message") rows."""
+    if len(node.elts) < 2:
+        return None
+    status, code = _kind_status(node.elts[0]), node.elts[1]
+    if status and isinstance(code, ast.Constant) and isinstance(code.value, str):
+        return status, code.value, _text(node.elts[2]) if len(node.elts) > 2 else None
+    return _status_code(node.elts)
+
+
 def _raised(tree: ast.AST) -> Iterator[tuple[int, str, str | None]]:
     for node in ast.walk(tree):
+        found: tuple[int, str, str | None] | None = None
         if isinstance(node, ast.Call):
             name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-            if name in ("ApiError", "error_body") and (found := _status_code(node.args)):
-                yield found
+            if name in ("ApiError", "error_body"):
+                found = _status_code(node.args)
+            elif name == "PryvError":
+                found = _pryv_error(node)
+            elif name in _HELPERS:
+                found = _helper_error(node, name)
             elif name == "WalletAuthError" and node.args:
                 code = node.args[0]
-                message = _text(node.args[1]) if len(node.args) > 1 else None
                 if isinstance(code, ast.Attribute):
-                    yield 403, code.attr, message
-        elif isinstance(node, ast.Tuple) and (found := _status_code(node.elts)):
-            yield found  # tables such as api.gateway.refusal's
+                    message = _text(node.args[1]) if len(node.args) > 1 else None
+                    found = 403, code.attr, message
+        elif isinstance(node, ast.ClassDef):
+            found = _error_class(node)
+        elif isinstance(node, ast.Tuple):
+            found = _table_row(node)
+        if found is not None:
+            yield found
 
 
 def _modules() -> list[Path]:
-    files = sorted(Path(api.__file__).parent.glob("*.py"))
+    """Every module a caller's error can come from: the doors, the pipeline, the commands."""
+    files: list[Path] = []
+    for package in (api, gateway, privacy, commands):
+        files += sorted(Path(str(package.__file__)).parent.glob("*.py"))
     extra: list[ModuleType] = [wallet_messages, wallet_signatures]
     return files + [Path(str(m.__file__)) for m in extra]
 

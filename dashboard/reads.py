@@ -1,5 +1,5 @@
 """Reads for the signed-in wallet, straight from the platform's projections (no signature: the
-session is the authorization). Shapes are the management API's own (api.management_schemas)."""
+session is the authorization). Shapes are the management API's own (gateway.accounts)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.account_views import balance_document, keys_page, ledger_page
-from gateway.models import model_object
-from api.management_schemas import (
-    settings_object,
-)
 from dashboard.context import context, current_session, now
 from domain import ids
 from domain.money import micros_to_usd
+from gateway.accounts import balance_document, keys_page, ledger_page, settings_object
+from gateway.models import model_object
 from projections import settings as settings_projection
 from projections import usage
 from projections.store import ReadStore

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 
 from eth_utils.address import is_checksum_address
 
+from domain.errors import ErrorKind, PryvError
+
 HEADER_SUFFIX = " wants you to sign in with your Ethereum account:"
 MAX_MESSAGE_CHARS = 4096
 MAX_LIFETIME = timedelta(minutes=10)  # Expiration Time - Issued At
@@ -66,11 +68,11 @@ class SiweCode(StrEnum):
     SIGNATURE_VERIFY_ERROR = "SIGNATURE_VERIFY_ERROR"
 
 
-class SiweError(Exception):
+class SiweError(PryvError):
+    kind = ErrorKind.PERMISSION
+
     def __init__(self, code: SiweCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,13 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain import ids
+from domain.errors import PryvError
 
 
-class DomainRuleViolation(ValueError):
+class DomainRuleViolation(PryvError, ValueError):
     """A command that the aggregate's current state forbids (e.g. settling a settled hold)."""
+
+    code = "rule_violation"
 
 
 class Account(Aggregate):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from hashlib import sha256
 from typing import Literal, get_args
 
+from domain.errors import ErrorKind, PryvError
+
 KeyEnv = Literal["live", "test"]
 KEY_ENVS: tuple[KeyEnv, ...] = get_args(KeyEnv)
 
@@ -26,8 +28,10 @@ SECRET_LENGTH = 43  # 62**43 > 2**256
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32
 
 
-class MalformedApiKey(ValueError):
+class MalformedApiKey(PryvError, ValueError):
     """The string is not a Pryv key: wrong prefix, length, alphabet or checksum."""
+
+    kind, code = ErrorKind.AUTHENTICATION, "invalid_api_key"
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.errors import ErrorKind, PryvError
 from domain.money import MoneyError, usd_to_micros
 
 BUILTIN_PREFIX = "builtin:"
 
 
-class CatalogError(ValueError):
+class CatalogError(PryvError, ValueError):
     """The catalog file is inconsistent; the gateway refuses to start with it."""
+
+    kind, code = ErrorKind.INTERNAL, "catalog_error"
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from domain.money import MoneyError, micros_to_usd, usd_to_micros
+from domain.errors import PryvError
+from domain.money import (
+    MoneyError,
+    is_whole_cents,
+    micros_to_cents,
+    micros_to_usd,
+    usd_cents_text,
+    usd_to_micros,
+)
 
 
-class CheckoutAmountError(ValueError):
+class CheckoutAmountError(PryvError, ValueError):
     """An amount the checkout refuses (bounds, more than cent precision, unknown pack)."""
+
+    code = "invalid_params"
 
 
 @dataclass(frozen=True)
@@ -24,7 +34,7 @@ class CreditPack:
     def public(self) -> dict[str, str]:
         return {
             "id": self.id,
-            "usd": micros_to_usd(self.usd_micros)[:-4],  # cents: "10.00"
+            "usd": usd_cents_text(self.usd_micros),
             "credits": micros_to_usd(self.credits_micros),
             "label": self.label,
         }
@@ -38,7 +48,7 @@ class CheckoutAmount:
 
     @property
     def usd_cents(self) -> int:
-        return self.usd_micros // 10_000
+        return micros_to_cents(self.usd_micros)
 
 
 def parse_packs(document: Mapping[str, Any]) -> tuple[CreditPack, ...]:
@@ -48,7 +58,7 @@ def parse_packs(document: Mapping[str, Any]) -> tuple[CreditPack, ...]:
             usd, credits = usd_to_micros(str(entry["usd"])), usd_to_micros(str(entry["credits"]))
         except (KeyError, MoneyError) as exc:
             raise ValueError(f"credit pack {entry.get('id')!r}: {exc}") from exc
-        if usd <= 0 or credits < usd or usd % 10_000:
+        if usd <= 0 or credits < usd or not is_whole_cents(usd):
             raise ValueError(f"credit pack {entry.get('id')!r}: bad usd/credits")
         packs.append(CreditPack(str(entry["id"]), usd, credits, str(entry.get("label", ""))))
     return tuple(packs)
@@ -75,11 +85,11 @@ def checkout_amount(
         micros = usd_to_micros(usd_amount)
     except MoneyError as exc:
         raise CheckoutAmountError(str(exc)) from exc
-    if micros % 10_000:
+    if not is_whole_cents(micros):
         raise CheckoutAmountError("usdAmount has more than cent precision")
     if not min_usd_micros <= micros <= max_usd_micros:
         raise CheckoutAmountError(
-            f"usdAmount must be between {micros_to_usd(min_usd_micros)[:-4]} and "
-            f"{micros_to_usd(max_usd_micros)[:-4]}"
+            f"usdAmount must be between {usd_cents_text(min_usd_micros)} and "
+            f"{usd_cents_text(max_usd_micros)}"
         )
     return CheckoutAmount(micros, micros, None)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from domain.errors import ErrorKind, PryvError
+
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 LEAF_TAG = b"pryv-leaf/v1"
@@ -34,8 +36,10 @@ _LEAF_RECORD = struct.Struct(">Q32s")  # (notification id, leaf hash): a checkpo
 LEAF_RECORD_SIZE = _LEAF_RECORD.size
 
 
-class MerkleError(ValueError):
+class MerkleError(PryvError, ValueError):
     """Malformed input: a hash of the wrong length, an index outside the tree, a bad state."""
+
+    kind, code = ErrorKind.INTERNAL, "merkle_error"
 
 
 # --- hashing ---------------------------------------------------------------------------------

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
+from domain.errors import PryvError
+
 MICROS_PER_USD = 1_000_000
 BILLING_CURRENCY = "usd"  # the one currency Pryv sells credit in (Stripe's lower-case code)
 TOKENS_PER_PRICE_UNIT = 1_000_000  # prices are quoted per 1M tokens, like OpenAI's price list
 
 
-class MoneyError(ValueError):
+MICROS_PER_CENT = 10_000  # Stripe counts USD in cents (its "minor units")
+
+
+class MoneyError(PryvError, ValueError):
     """An amount that cannot be represented exactly in micro-USD, or is out of range."""
+
+    code = "invalid_amount"
 
 
 def usd_to_micros(amount: str | int | Decimal) -> int:
@@ -27,6 +34,25 @@ def usd_to_micros(amount: str | int | Decimal) -> int:
     if micros != micros.to_integral_value():
         raise MoneyError(f"more precision than one micro-USD: {amount!r}")
     return int(micros)
+
+
+def cents_to_micros(cents: int) -> int:
+    """USD cents (Stripe's minor units) as micro-USD: the one place that conversion lives."""
+    return cents * MICROS_PER_CENT
+
+
+def micros_to_cents(micros: int) -> int:
+    """Whole cents in `micros` (callers check cent precision with `is_whole_cents`)."""
+    return micros // MICROS_PER_CENT
+
+
+def is_whole_cents(micros: int) -> bool:
+    return micros % MICROS_PER_CENT == 0
+
+
+def usd_cents_text(micros: int) -> str:
+    """ "12.34": a cent-precise amount for people (checkout pages, pack prices)."""
+    return micros_to_usd(micros)[:-4]
 
 
 def micros_to_usd(micros: int) -> str:

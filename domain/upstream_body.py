@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.errors import PryvError
+
 IDENTIFIER = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
 
 # Top-level parameters whose value is a number, boolean or null (validated as such).
@@ -69,14 +71,11 @@ _SCHEMA_KEYWORDS = frozenset(
 )  # fmt: skip
 
 
-class FieldRefused(ValueError):
+class FieldRefused(PryvError, ValueError):
     """A field Pryv will not forward as sent. `param` is the dotted path of the field."""
 
     def __init__(self, code: str, param: str, message: str) -> None:
-        super().__init__(f"{param}: {message}")
-        self.code = code
-        self.param = param
-        self.message = f"{param}: {message}"
+        super().__init__(f"{param}: {message}", code=code, param=param)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from domain.errors import ErrorKind, PryvError
+
 MESSAGE_PREFIX = "Pryv API key mgmt"
 TIMESTAMP_WINDOW = timedelta(minutes=5)
 NONCE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
@@ -38,11 +40,11 @@ class WalletAuthCode(StrEnum):
     TIMESTAMP_EXPIRED = "TIMESTAMP_EXPIRED"
 
 
-class WalletAuthError(Exception):
+class WalletAuthError(PryvError):
+    kind = ErrorKind.PERMISSION
+
     def __init__(self, code: WalletAuthCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from domain.envelope import EventEnvelope
+from domain.errors import ServiceUnavailable
 
 
 @dataclass(frozen=True)
@@ -43,5 +44,5 @@ class EventBus(Protocol):
     async def close(self) -> None: ...
 
 
-class BusUnavailable(RuntimeError):
+class BusUnavailable(ServiceUnavailable):
     """The bus cannot be reached; callers fail closed."""

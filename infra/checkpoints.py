@@ -40,6 +40,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from domain.errors import ErrorKind, PryvError
 from domain.merkle import Checkpoint, checkpoint_payload
 from domain.wallet_messages import WalletAuthError
 from infra.bus import BusUnavailable
@@ -59,8 +60,10 @@ POSTGRES_TABLE = "pryv_checkpoints"
 CHECKPOINT_STREAM_SUFFIX = "_CHECKPOINTS"
 
 
-class CheckpointConflict(Exception):
+class CheckpointConflict(PryvError):
     """A checkpoint at or beyond this tree size already exists (a second sealer is running)."""
+
+    kind, code = ErrorKind.CONFLICT, "checkpoint_conflict"
 
 
 @dataclass(frozen=True)

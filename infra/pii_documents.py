@@ -30,6 +30,8 @@ import pypdfium2
 from PIL import Image
 from pypdf import PasswordType, PdfReader
 
+from domain.errors import PryvError
+
 MAX_PDF_BYTES = 20 * 1024 * 1024
 MAX_PDF_PAGES = 500  # documents with more pages are refused outright (max_pages cuts below this)
 MAX_TEXT_CHARS = 1_000_000  # extracted text beyond this is refused, not truncated
@@ -42,8 +44,10 @@ _PDF_MAGIC = b"%PDF-"
 _MAGIC_WINDOW = 1024  # the header may follow some junk bytes (the spec tolerates up to 1 KiB)
 
 
-class DocumentRejected(ValueError):
+class DocumentRejected(PryvError, ValueError):
     """The client's document cannot be used. `reason` is short and safe to show to the client."""
+
+    code = "invalid_pdf"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -44,6 +44,7 @@ import numpy as np
 import pytesseract
 from PIL import Image, ImageOps
 
+from domain.errors import ErrorKind, PryvError
 from domain.pii import Finding, TextAnalyzer, entity_counts
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024  # encoded size
@@ -78,18 +79,22 @@ _FACE_SCALE_STEP = 1.15
 _FACE_MARGIN = 0.12  # the blurred box grows by this fraction of the face size on each side
 
 
-class ImageRejected(ValueError):
+class ImageRejected(PryvError, ValueError):
     """The client's image cannot be accepted (unsupported, corrupt, too large, bad data URL).
     `reason` is short and safe to show to the client."""
+
+    code = "invalid_image"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class ImageRedactionFailed(RuntimeError):
+class ImageRedactionFailed(PryvError):
     """Redaction could not run on our side (Tesseract missing, crashed or timed out). The image
     must not be forwarded: fail closed (a 5xx, or refuse the request)."""
+
+    kind, code = ErrorKind.UNAVAILABLE, "pii_unavailable"
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from domain.errors import PryvError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # async (host, port) -> the addresses the host resolves to (IP literals as strings).
 Resolver = Callable[[str, int], Awaitable[Iterable[str]]]
@@ -49,8 +51,10 @@ _HOST_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
-class FetchRejected(Exception):
+class FetchRejected(PryvError):
     """The URL was not fetched (or its content not returned). `reason` is user-facing."""
+
+    code = "url_fetch_failed"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -11,7 +11,8 @@ from typing import Any
 
 import stripe
 
-from domain.money import BILLING_CURRENCY, usd_to_micros
+from domain.errors import ErrorKind, PryvError
+from domain.money import BILLING_CURRENCY, cents_to_micros, usd_to_micros
 from domain.reconciliation import Kind, PaymentFact
 
 log = logging.getLogger("pryv.billing")
@@ -19,16 +20,22 @@ log = logging.getLogger("pryv.billing")
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 
-class BillingNotConfigured(RuntimeError):
+class BillingNotConfigured(PryvError):
     """No Stripe key: checkout is unavailable (operators grant credit with `pryv credits grant`)."""
 
+    kind, code = ErrorKind.UNAVAILABLE, "billing_not_configured"
 
-class BillingUnavailable(RuntimeError):
+
+class BillingUnavailable(PryvError):
     """Stripe refused or could not be reached; nothing was charged by us."""
 
+    kind, code = ErrorKind.UNAVAILABLE, "billing_error"
 
-class InvalidWebhook(ValueError):
+
+class InvalidWebhook(PryvError, ValueError):
     """Bad signature, stale timestamp, or a payload that is not a Stripe event."""
+
+    code = "invalid_signature"
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class StripeBilling:
         metadata = {
             "pryv_account_id": account_id,
             "pryv_wallet": wallet,
-            "pryv_usd_micros": str(usd_cents * 10_000),
+            "pryv_usd_micros": str(cents_to_micros(usd_cents)),
             "pryv_credits_micros": str(credits_micros),
         }
         if pack_id:  # Stripe drops empty metadata values: only send what has one
@@ -161,7 +168,7 @@ class StripeBilling:
         return data
 
 
-def _cents_to_micros(value: str) -> int:
+def _major_units_to_micros(value: str) -> int:
     """ "12.34" (major units, as Stripe's CSV reports write them) -> micro-USD, exactly."""
     return abs(usd_to_micros(value.strip()))
 
@@ -173,7 +180,7 @@ def facts_from_csv(path: Path) -> list[PaymentFact]:
         for row in csv.DictReader(handle):
             category = (row.get("reporting_category") or "").strip()
             txn = row.get("balance_transaction_id", "")
-            amount = _cents_to_micros(row.get("gross") or "0")
+            amount = _major_units_to_micros(row.get("gross") or "0")
             if category == "charge":
                 facts.append(PaymentFact(Kind.CHARGE, row["payment_intent_id"], amount, txn))
             elif category == "refund":
@@ -191,7 +198,7 @@ def facts_from_balance_transactions(rows: list[dict[str, Any]]) -> list[PaymentF
         source = row.get("source") if isinstance(row.get("source"), dict) else {}
         assert isinstance(source, dict)
         category = row.get("reporting_category") or row.get("type")
-        amount = abs(int(row.get("amount") or 0)) * 10_000
+        amount = cents_to_micros(abs(int(row.get("amount") or 0)))
         txn = str(row.get("id", ""))
         if category == "charge":
             key = source.get("payment_intent") or source.get("id") or ""

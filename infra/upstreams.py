@@ -20,6 +20,7 @@ from typing import Any, Protocol, cast
 import httpx
 
 from domain.catalog import BUILTIN_PREFIX, Catalog, ModelSpec, UpstreamSpec
+from domain.errors import ErrorKind, PryvError
 from domain.pricing import Usage
 from domain.tokens import estimate_prompt_tokens
 
@@ -32,13 +33,15 @@ _MAX_MESSAGE_CHARS = 500  # upstream error texts are cut to this before they tra
 _DRAIN_SECONDS = 1.0  # how long to wait for the end of a body after [DONE]
 
 
-class UpstreamError(Exception):
+class UpstreamError(PryvError):
     """An upstream call failed. `status` is the upstream's HTTP status, or the `code` of an
     in-band error event; None when there is neither (timeout, unreachable, cut-off stream).
     `retryable` says whether the *client* may try again later (429/5xx/network); the gateway
     itself never resends. `usage` is set only when the upstream reported usage along with the
     error (it may have charged for the prompt).
     Messages never contain API keys, URLs or request bodies."""
+
+    kind, code = ErrorKind.UPSTREAM, "upstream_error"
 
     def __init__(
         self,

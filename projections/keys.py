@@ -7,10 +7,12 @@ only the originator id) update them without a read. Never holds the secret: only
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from domain import ids, topics
+from domain.aggregates import ApiKey
 from domain.envelope import EventEnvelope
 from projections.ops import Op, SetFields, SetValue, SortedAdd
 from projections.store import ReadStore
@@ -41,7 +43,10 @@ def _epoch(iso: object) -> str:
     return "" if iso is None else str(int(datetime.fromisoformat(str(iso)).timestamp()))
 
 
-def _limits_fields(data: dict[str, object]) -> dict[str, str]:
+_LIMITS = ("expires_at", "name", "models", "rpm", "tpm", "monthly_budget_micros")
+
+
+def _limits_fields(data: Mapping[str, object]) -> dict[str, str]:
     return {
         "expires_epoch": _epoch(data["expires_at"]),
         "name": str(data["name"]),
@@ -53,22 +58,31 @@ def _limits_fields(data: dict[str, object]) -> dict[str, str]:
     }
 
 
+_CREATED = ("key_id", "account_id", "wallet", "env", "prefix", "last4", "secret_hash")
+
+
+def _created_fields(data: Mapping[str, object], created_at: str) -> dict[str, str]:
+    return {
+        **{name: str(data[name]) for name in _CREATED},
+        "status": "active",
+        "created_at": created_at,
+        **_limits_fields(data),
+    }
+
+
+def new_key_record(key: ApiKey) -> KeyRecord:
+    """The record this projection writes for a key just created, built by the same mapping
+    (for read-your-writes while the index catches up); without the secret's hash."""
+    data = {name: getattr(key, name) for name in (*_CREATED, *_LIMITS)}
+    data["secret_hash"] = ""
+    return KeyRecord.from_fields(_created_fields(data, key.created_on.isoformat()))
+
+
 def project(event: EventEnvelope) -> list[Op]:
     data = event.data
     record = record_key(event.originator_id)
     if event.topic == topics.KEY_CREATED:
-        fields = {
-            "key_id": data["key_id"],
-            "account_id": data["account_id"],
-            "wallet": data["wallet"],
-            "env": data["env"],
-            "prefix": data["prefix"],
-            "last4": data["last4"],
-            "secret_hash": data["secret_hash"],
-            "status": "active",
-            "created_at": event.timestamp,
-            **_limits_fields(data),
-        }
+        fields = _created_fields(data, event.timestamp)
         return [
             SetFields(record, fields),
             SetValue(hash_key(data["secret_hash"]), data["key_id"]),

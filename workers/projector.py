@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from commands.retries import until_done
 from infra.bus import BusMessage, EventBus
 from projections.catalog import PROJECTIONS, writes_for
 from projections.ops import ProjectionWrite
@@ -42,12 +43,13 @@ class Projector:
         return min(p.bus_seq for p in positions)
 
     async def run(self, stop: asyncio.Event, idle_timeout: float = 0.5) -> None:
-        while not stop.is_set():
-            try:
-                await self._consume(stop, idle_timeout)
-            except Exception:
-                log.exception("projector cycle failed; resuming from the stored position")
-                await asyncio.sleep(1.0)
+        while not stop.is_set():  # a failed cycle resumes from the stored position
+            await until_done(
+                lambda: self._consume(stop, idle_timeout),
+                stop=stop,
+                log=log,
+                what="projector cycle",
+            )
 
     async def _consume(self, stop: asyncio.Event, idle_timeout: float) -> None:
         self.last_seq = await self._resume_seq()

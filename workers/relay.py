@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from commands.retries import until_done
 from domain.envelope import EventEnvelope
 from infra.bus import EventBus
 
@@ -59,16 +60,20 @@ class Relay:
             count += len(page)
             self.published += len(page)
 
+    def _forget_position(self) -> None:
+        self._position = None
+
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         while not stop.is_set():
-            try:
-                await self.publish_pending()
-            except Exception:  # a store or bus outage: retry, never skip
-                log.exception("relay cycle failed; retrying")
-                self._position = None
-                await asyncio.sleep(1.0)
-                continue
+            # A store or bus outage: retry from the bus's own position, never skip.
+            await until_done(
+                self.publish_pending,
+                stop=stop,
+                log=log,
+                what="relay cycle",
+                on_failure=self._forget_position,
+            )
             self._wake.clear()
             waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(

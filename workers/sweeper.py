@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from commands.application import PryvApplication
+from commands.retries import until_done
 from projections import balance
 from projections.store import ReadStore
 
@@ -56,9 +57,8 @@ class HoldSweeper:
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            try:
-                await self.sweep_once()
-            except Exception:
-                log.exception("sweep failed; retrying")
+            await until_done(
+                self.sweep_once, stop=stop, log=log, what="sweep", pause=self._interval
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._interval)

@@ -235,7 +235,7 @@ async def test_refund_after_partial_spend_goes_negative_and_blocks_spending(
     wallet = SigningWallet.create()
     event = await paid_checkout(gateway, stripe_api, wallet, usdAmount="10")
     key = await gateway.funded_key(env="live", usd="0", wallet=wallet.address)
-    async with httpx.AsyncClient(base_url=gateway.url) as http:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as http:
         spent = await http.post(
             "/v1/chat/completions",
             headers={"Authorization": f"Bearer {key}"},
