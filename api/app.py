@@ -123,5 +123,6 @@ def _attach_services(app: FastAPI, platform: Platform) -> None:
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` worker processes: each opens its own platform from the
     environment (production backends; the relay and projector run as their own processes)."""
-    observability.configure_logging()  # a spawned worker process starts unconfigured
-    return create_app(settings=Settings.from_env(), workers=False)
+    settings = Settings.from_env()
+    observability.configure_logging(settings.log_format)  # a spawned worker starts unconfigured
+    return create_app(settings=settings, workers=False)

@@ -10,7 +10,6 @@ import asyncio
 import contextvars
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -184,10 +183,10 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(doc, separators=(",", ":"), default=str)
 
 
-def configure_logging() -> None:
+def configure_logging(log_format: str = "json") -> None:
     """JSON lines by default (PRYV_LOG_FORMAT=text for people at a terminal)."""
     handler = logging.StreamHandler()
-    if os.environ.get("PRYV_LOG_FORMAT", "json") == "json":
+    if log_format == "json":
         handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

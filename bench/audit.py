@@ -78,7 +78,7 @@ def synthesize(settings: Settings, events: int, batch: int, wallets: int) -> flo
 async def measure(settings: Settings, label: str, every: int) -> None:
     app = open_application(settings)
     store: CheckpointStore = await open_checkpoint_store(settings)
-    signer = sealer_signer(settings, {})
+    signer = sealer_signer(settings)
     try:
         total = app.max_position()
         sealer = Sealer(raw_reader(app.recorder), store, signer, every_events=every, page_size=2000)
@@ -117,7 +117,7 @@ async def measure(settings: Settings, label: str, every: int) -> None:
         report = await verify_log(
             raw_reader(app.recorder),
             store,
-            trusted_signers=trusted_sealer_addresses(settings, {}),
+            trusted_signers=trusted_sealer_addresses(settings),
             decode=app.mapper.to_domain_event,  # type: ignore[arg-type]
             page_size=2000,
         )

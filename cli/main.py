@@ -23,7 +23,7 @@ from domain import ids
 from domain.money import MoneyError, micros_to_usd, usd_to_micros
 from domain.wallet_messages import WalletAction, format_wallet_message
 from infra.read_store_memory import MemoryReadStore
-from infra.settings import Settings
+from infra.settings import ConfigurationError, Settings, read_environment
 from infra.wallet_signatures import normalize_address, sign_message
 from projections import balance, keys
 from projections.replay import replay_log
@@ -109,7 +109,6 @@ async def _serve_with_dashboard(
     """The API on --port and the dashboard on --dashboard-port, in one process and one event
     loop, over one Platform (the dashboard reads its projections and forwards signed actions to
     this very API app)."""
-    import os
     from typing import Literal
 
     import uvicorn
@@ -134,7 +133,9 @@ async def _serve_with_dashboard(
     platform = await open_platform(settings)
     try:
         api_app = create_app(platform, workers=workers)
-        api_url = os.environ.get("PRYV_PUBLIC_URL") or f"http://{args.host}:{args.port}"
+        # The dashboard's Docs show the public URL when one is configured, else this server's.
+        configured = "public_url" in read_environment().model_fields_set
+        api_url = settings.public_url if configured else f"http://{args.host}:{args.port}"
         dashboard = create_dashboard(platform, api_base_url=api_url, api_app=api_app)
         api_server = uvicorn.Server(config(api_app, args.host, args.port, "on"))
         dashboard_server = uvicorn.Server(
@@ -461,7 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    configure_logging()  # JSON lines by default; PRYV_LOG_FORMAT=text at a terminal
+    try:
+        environment = read_environment()
+    except ConfigurationError as exc:
+        print(f"pryv: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(environment.log_format)  # JSON lines by default; text at a terminal
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

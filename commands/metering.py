@@ -21,6 +21,7 @@ from commands.group_commit import GroupCommitWriter
 from commands.results import CommandResult
 from commands.retries import through_outage
 from domain.aggregates import UsageHold
+from domain.api_keys import DEFAULT_RPM, DEFAULT_TPM
 from domain.catalog import ModelSpec
 from domain.errors import ErrorKind, PryvError
 from domain.pricing import Usage, cost_micros
@@ -61,8 +62,8 @@ class MeteredRequest:
 
 @dataclass(frozen=True)
 class MeteringLimits:
-    default_rpm: int = 600
-    default_tpm: int = 2_000_000
+    default_rpm: int = DEFAULT_RPM
+    default_tpm: int = DEFAULT_TPM
     hold_ttl: timedelta = timedelta(minutes=15)
 
 

@@ -26,6 +26,9 @@ BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 KEY_ID_LENGTH = 16
 SECRET_LENGTH = 43  # 62**43 > 2**256
 CHECKSUM_LENGTH = 6  # 62**6 > 2**32
+# Limits of a key created without its own (OpenAI-like tier-1 figures).
+DEFAULT_RPM = 600
+DEFAULT_TPM = 2_000_000
 
 
 class MalformedApiKey(PryvError, ValueError):

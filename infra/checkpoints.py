@@ -25,7 +25,6 @@ import os
 import secrets
 import sqlite3
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,7 +51,6 @@ from infra.wallet_signatures import recover_signer
 
 log = logging.getLogger("pryv.checkpoints")
 
-SEALER_KEY_ENV = "PRYV_SEALER_KEY"
 SEALER_ADDRESS_ENV = "PRYV_SEALER_ADDRESS"
 SEALER_KEY_FILE = "sealer_key"
 SQLITE_FILE = "checkpoints.sqlite"
@@ -156,26 +154,22 @@ def load_or_create_sealer_key(data_dir: Path) -> str:
     return key
 
 
-def sealer_signer(settings: Settings, environ: Mapping[str, str] | None = None) -> CheckpointSigner:
+def sealer_signer(settings: Settings) -> CheckpointSigner:
     """The signer a sealer uses: PRYV_SEALER_KEY, else the key file in the data dir."""
-    env = os.environ if environ is None else environ
-    key = env.get(SEALER_KEY_ENV) or load_or_create_sealer_key(settings.data_dir)
+    key = settings.sealer_key or load_or_create_sealer_key(settings.data_dir)
     return CheckpointSigner(key)
 
 
-def trusted_sealer_addresses(
-    settings: Settings, environ: Mapping[str, str] | None = None
-) -> tuple[str, ...]:
+def trusted_sealer_addresses(settings: Settings) -> tuple[str, ...]:
     """The addresses checkpoints may be signed by, oldest key first (never creates keys).
 
     PRYV_SEALER_ADDRESS — one address, or after key rotations the comma-separated history
     `0xOLD,0xNEW` — else the address of PRYV_SEALER_KEY, else of `<data_dir>/sealer_key`;
     empty when this process knows none.
     """
-    env = os.environ if environ is None else environ
-    if env.get(SEALER_ADDRESS_ENV):
-        return parse_sealer_addresses(env[SEALER_ADDRESS_ENV])
-    key = env.get(SEALER_KEY_ENV) or _read_key_file(settings.data_dir / SEALER_KEY_FILE)
+    if settings.sealer_address:
+        return parse_sealer_addresses(settings.sealer_address)
+    key = settings.sealer_key or _read_key_file(settings.data_dir / SEALER_KEY_FILE)
     return (CheckpointSigner(key).address,) if key else ()
 
 

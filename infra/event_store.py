@@ -6,7 +6,6 @@ otherwise PRYV_DATABASE_URL selects PostgreSQL and its absence selects SQLite un
 
 from __future__ import annotations
 
-import os
 from urllib.parse import unquote, urlparse
 
 from infra.settings import Settings
@@ -14,7 +13,7 @@ from infra.settings import Settings
 
 def event_store_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing environment for these settings."""
-    if os.environ.get("PERSISTENCE_MODULE"):
+    if settings.persistence_module:  # eventsourcing reads its own variables
         return {}
     if settings.database_url:
         return postgres_env(

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 
 from domain.pii import Finding, entity_counts
 from infra import pii_recognizers
+from infra.settings import read_environment
 
 if TYPE_CHECKING:
     from presidio_analyzer import AnalyzerEngine, EntityRecognizer
@@ -585,7 +586,7 @@ _default_engine_lock = threading.Lock()
 
 def ner_model_from_env() -> str | None:
     """PRYV_PII_NER_MODEL: an installed spaCy package name; "none" disables NER."""
-    raw = os.environ.get("PRYV_PII_NER_MODEL", "").strip()
+    raw = (read_environment().pii_ner_model or "").strip()
     if not raw:
         return DEFAULT_NER_MODEL
     return None if raw.lower() in {"none", "off"} else raw
@@ -740,11 +741,8 @@ def pii_threads() -> int:
     the waiters' texts run as one NER batch (`_SpacyRunner`), which is what makes NER cheaper
     per request under load (measured: 2 threads 88 req/s, 16 threads 117 req/s, 1 API process,
     PII on, 16 connections; 16 threads without batching: 59 req/s)."""
-    raw = os.environ.get("PRYV_PII_THREADS", "").strip()
-    if raw:
-        threads = int(raw)
-        if threads < 1:
-            raise ValueError("PRYV_PII_THREADS must be >= 1")
+    threads = read_environment().pii_threads
+    if threads is not None:
         return threads
     try:
         cpus = len(os.sched_getaffinity(0))

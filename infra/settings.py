@@ -1,16 +1,35 @@
-"""Process settings from environment variables. Empty environment = the embedded default."""
+"""All configuration, in one place: the `PRYV_*` environment, typed and checked once.
+
+`EnvironmentSettings` (pydantic-settings) declares every variable with its type and bounds;
+`read_environment()` reads and checks them all, and a bad value is a ConfigurationError that
+names each offending variable (never echoing a secret). `Settings` is what the rest of the
+code receives: a frozen value in internal units (seconds, micro-USD, bytes), built from the
+environment by `Settings.from_env()` or directly in tests, where it reads nothing. An empty
+environment is the embedded default.
+"""
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.api_keys import DEFAULT_RPM, DEFAULT_TPM
+from domain.money import MICROS_PER_USD
+
+# Fields whose values are secrets: never shown in an error message or a repr.
+SECRET_FIELDS = frozenset(
+    {"key_pepper", "admin_token", "stripe_secret_key", "stripe_webhook_secret", "sealer_key"}
+)
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
+class ConfigurationError(ValueError):
+    """One or more PRYV_* variables have values Pryv cannot use; each is named."""
 
 
 @dataclass(frozen=True)
@@ -19,27 +38,31 @@ class Settings:
     database_url: str | None = None  # postgresql://… ; None = SQLite in data_dir
     database_schema: str | None = None  # PostgreSQL schema (isolates test runs)
     database_pool_size: int = 2  # event-store connections kept open per process
+    persistence_module: str | None = None  # eventsourcing's own PERSISTENCE_MODULE wins
     redis_url: str | None = None  # None = in-memory read models
     redis_prefix: str = "pryv"
     nats_url: str | None = None  # None = in-process bus
     nats_stream: str = "PRYV_EVENTS"
-    key_pepper: bytes = b""
-    admin_token: str | None = None
+    key_pepper: bytes = field(default=b"", repr=False)
+    admin_token: str | None = field(default=None, repr=False)
     revocation_wait_seconds: float = 5.0
     relay_page_size: int = 500
     models_file: Path | None = None  # None = the packaged catalog (infra/models.toml)
-    default_rpm: int = 600  # limits for keys created without their own
-    default_tpm: int = 2_000_000
+    default_rpm: int = DEFAULT_RPM  # limits for keys created without their own
+    default_tpm: int = DEFAULT_TPM
     public_url: str = "http://127.0.0.1:8000"  # where Stripe sends buyers back to
     dashboard_url: str | None = None  # "back" links on the success/cancel pages
-    stripe_secret_key: str | None = None  # None: checkout answers 503 billing_not_configured
-    stripe_webhook_secret: str | None = None
+    stripe_secret_key: str | None = field(default=None, repr=False)  # None: checkout is 503
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None  # tests point the real SDK at a local fake
-    checkout_min_usd_micros: int = 5_000_000
-    checkout_max_usd_micros: int = 10_000_000_000
+    checkout_min_usd_micros: int = 5 * MICROS_PER_USD
+    checkout_max_usd_micros: int = 10_000 * MICROS_PER_USD
     credit_packs_file: Path | None = None  # None = infra/credit_packs.toml
     hold_ttl_seconds: int = 900  # a hold not settled by then is swept (the process died)
     ready_max_lag: int = 1000  # /readyz fails when a projection is further behind the log
+    log_format: Literal["json", "text"] = "json"
+    sealer_key: str | None = field(default=None, repr=False)  # else <data_dir>/sealer_key
+    sealer_address: str | None = None  # the trusted sealer address(es), oldest first
 
     @property
     def embedded(self) -> bool:
@@ -47,40 +70,133 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        data_dir = Path(os.environ.get("PRYV_DATA_DIR", ".pryv"))
-        pepper_hex = os.environ.get("PRYV_KEY_PEPPER")
-        pepper = bytes.fromhex(pepper_hex) if pepper_hex else load_or_create_pepper(data_dir)
-        return cls(
-            data_dir=data_dir,
-            database_url=os.environ.get("PRYV_DATABASE_URL") or None,
-            database_schema=os.environ.get("PRYV_DATABASE_SCHEMA") or None,
-            database_pool_size=_env_int("PRYV_DATABASE_POOL_SIZE", 2),
-            redis_url=os.environ.get("PRYV_REDIS_URL") or None,
-            redis_prefix=os.environ.get("PRYV_REDIS_PREFIX", "pryv"),
-            nats_url=os.environ.get("PRYV_NATS_URL") or None,
-            nats_stream=os.environ.get("PRYV_NATS_STREAM", "PRYV_EVENTS"),
+        """The process's settings; embedded mode creates its key pepper on first start."""
+        return read_environment().to_settings(create_pepper=True)
+
+
+class EnvironmentSettings(BaseSettings):
+    """Every PRYV_* variable, as written in the environment (names and units of the docs)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRYV_", env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Path(".pryv")
+    database_url: str | None = None
+    database_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    database_pool_size: int = Field(default=2, ge=1, le=100)
+    persistence_module: str | None = Field(
+        default=None, validation_alias=AliasChoices("PERSISTENCE_MODULE")
+    )
+    redis_url: str | None = None
+    redis_prefix: str = Field(default="pryv", min_length=1, max_length=64)
+    nats_url: str | None = None
+    nats_stream: str = Field(default="PRYV_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    key_pepper: str | None = Field(default=None, repr=False)  # hex
+    admin_token: str | None = Field(default=None, repr=False)
+    revocation_wait_ms: int = Field(default=5000, ge=0, le=600_000)
+    relay_page_size: int = Field(default=500, ge=1, le=100_000)
+    models_file: Path | None = None
+    default_rpm: int = Field(default=DEFAULT_RPM, ge=1)
+    default_tpm: int = Field(default=DEFAULT_TPM, ge=1)
+    public_url: str = "http://127.0.0.1:8000"
+    dashboard_url: str | None = None
+    stripe_secret_key: str | None = Field(default=None, repr=False)
+    stripe_webhook_secret: str | None = Field(default=None, repr=False)
+    stripe_api_base: str | None = None
+    checkout_min_usd: int = Field(default=5, ge=1)
+    checkout_max_usd: int = Field(default=10_000, ge=1)
+    credit_packs_file: Path | None = None
+    hold_ttl_seconds: int = Field(default=900, ge=10)
+    ready_max_lag: int = Field(default=1000, ge=0)
+    log_format: Literal["json", "text"] = "json"
+    sealer_key: str | None = Field(default=None, repr=False)
+    sealer_address: str | None = None
+    pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
+    pii_threads: int | None = Field(default=None, ge=1, le=256)
+
+    @field_validator("key_pepper")
+    @classmethod
+    def _hex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                bytes.fromhex(value)
+            except ValueError:
+                raise ValueError("must be hex") from None
+        return value
+
+    @field_validator("public_url", "dashboard_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    def to_settings(self, *, create_pepper: bool = False) -> Settings:
+        """In internal units; without PRYV_KEY_PEPPER, the data dir's pepper (created here
+        when `create_pepper`, else empty)."""
+        if self.key_pepper:
+            pepper = bytes.fromhex(self.key_pepper)
+        elif create_pepper:
+            pepper = load_or_create_pepper(self.data_dir)
+        else:
+            pepper = b""
+        if self.checkout_min_usd > self.checkout_max_usd:
+            raise ConfigurationError("PRYV_CHECKOUT_MIN_USD must not exceed PRYV_CHECKOUT_MAX_USD")
+        return Settings(
+            data_dir=self.data_dir,
+            database_url=self.database_url,
+            database_schema=self.database_schema,
+            database_pool_size=self.database_pool_size,
+            persistence_module=self.persistence_module,
+            redis_url=self.redis_url,
+            redis_prefix=self.redis_prefix,
+            nats_url=self.nats_url,
+            nats_stream=self.nats_stream,
             key_pepper=pepper,
-            admin_token=os.environ.get("PRYV_ADMIN_TOKEN") or None,
-            revocation_wait_seconds=_env_int("PRYV_REVOCATION_WAIT_MS", 5000) / 1000,
-            relay_page_size=_env_int("PRYV_RELAY_PAGE_SIZE", 500),
-            models_file=Path(os.environ["PRYV_MODELS_FILE"])
-            if os.environ.get("PRYV_MODELS_FILE")
-            else None,
-            default_rpm=_env_int("PRYV_DEFAULT_RPM", 600),
-            default_tpm=_env_int("PRYV_DEFAULT_TPM", 2_000_000),
-            public_url=os.environ.get("PRYV_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-            dashboard_url=os.environ.get("PRYV_DASHBOARD_URL") or None,
-            stripe_secret_key=os.environ.get("PRYV_STRIPE_SECRET_KEY") or None,
-            stripe_webhook_secret=os.environ.get("PRYV_STRIPE_WEBHOOK_SECRET") or None,
-            stripe_api_base=os.environ.get("PRYV_STRIPE_API_BASE") or None,
-            checkout_min_usd_micros=_env_int("PRYV_CHECKOUT_MIN_USD", 5) * 1_000_000,
-            checkout_max_usd_micros=_env_int("PRYV_CHECKOUT_MAX_USD", 10_000) * 1_000_000,
-            ready_max_lag=_env_int("PRYV_READY_MAX_LAG", 1000),
-            hold_ttl_seconds=_env_int("PRYV_HOLD_TTL_SECONDS", 900),
-            credit_packs_file=Path(os.environ["PRYV_CREDIT_PACKS_FILE"])
-            if os.environ.get("PRYV_CREDIT_PACKS_FILE")
-            else None,
+            admin_token=self.admin_token,
+            revocation_wait_seconds=self.revocation_wait_ms / 1000,
+            relay_page_size=self.relay_page_size,
+            models_file=self.models_file,
+            default_rpm=self.default_rpm,
+            default_tpm=self.default_tpm,
+            public_url=self.public_url,
+            dashboard_url=self.dashboard_url,
+            stripe_secret_key=self.stripe_secret_key,
+            stripe_webhook_secret=self.stripe_webhook_secret,
+            stripe_api_base=self.stripe_api_base,
+            checkout_min_usd_micros=self.checkout_min_usd * MICROS_PER_USD,
+            checkout_max_usd_micros=self.checkout_max_usd * MICROS_PER_USD,
+            credit_packs_file=self.credit_packs_file,
+            hold_ttl_seconds=self.hold_ttl_seconds,
+            ready_max_lag=self.ready_max_lag,
+            log_format=self.log_format,
+            sealer_key=self.sealer_key,
+            sealer_address=self.sealer_address,
         )
+
+
+def _variable(name: str) -> str:
+    return "PERSISTENCE_MODULE" if name == "persistence_module" else f"PRYV_{name.upper()}"
+
+
+def read_environment() -> EnvironmentSettings:
+    """The environment, checked; no side effects (nothing is created on disk)."""
+    try:
+        return EnvironmentSettings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "?"
+            shown = "" if name in SECRET_FIELDS else f" (got {error.get('input')!r})"
+            problems.append(f"{_variable(name)}: {error['msg']}{shown}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def environment_secret(name: str) -> str | None:
+    """A secret the model catalog names by variable (an upstream's API key): read here, with
+    the rest of the configuration, and only when asked for."""
+    return os.environ.get(name) or None
 
 
 def load_or_create_pepper(data_dir: Path) -> bytes:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
@@ -23,6 +22,7 @@ from domain.catalog import BUILTIN_PREFIX, Catalog, ModelSpec, UpstreamSpec
 from domain.errors import ErrorKind, PryvError
 from domain.pricing import Usage
 from domain.tokens import estimate_prompt_tokens
+from infra.settings import environment_secret
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class OpenAICompatibleUpstream:
         headers = {"User-Agent": "pryv-gateway"}
         self._credentials_missing = False
         if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
+            key = environment_secret(spec.api_key_env)
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             else:

@@ -156,13 +156,15 @@ def test_sealer_key_is_created_once_owner_only(tmp_path: Path) -> None:
     assert (tmp_path / "sealer_key").stat().st_mode & 0o777 == 0o600
     assert CheckpointSigner(key).address.startswith("0x")
     settings = Settings(data_dir=tmp_path)
-    assert trusted_sealer_addresses(settings, {}) == (sealer_signer(settings, {}).address,)
-    env = {"PRYV_SEALER_KEY": "0x" + "11" * 32}
-    assert sealer_signer(settings, env).address == SIGNER.address
-    assert trusted_sealer_addresses(settings, env) == (SIGNER.address,)
-    pinned = {"PRYV_SEALER_ADDRESS": SIGNER.address.upper().replace("0X", "0x")}
-    assert trusted_sealer_addresses(settings, pinned) == (SIGNER.address,)
-    assert trusted_sealer_addresses(Settings(data_dir=tmp_path / "none"), {}) == ()
+    assert trusted_sealer_addresses(settings) == (sealer_signer(settings).address,)
+    keyed = dataclasses.replace(settings, sealer_key="0x" + "11" * 32)
+    assert sealer_signer(keyed).address == SIGNER.address
+    assert trusted_sealer_addresses(keyed) == (SIGNER.address,)
+    pinned = dataclasses.replace(
+        settings, sealer_address=SIGNER.address.upper().replace("0X", "0x")
+    )
+    assert trusted_sealer_addresses(pinned) == (SIGNER.address,)
+    assert trusted_sealer_addresses(Settings(data_dir=tmp_path / "none")) == ()
 
 
 def test_sealer_addresses_after_rotations() -> None:

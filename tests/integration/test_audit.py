@@ -135,7 +135,7 @@ async def seal(platform: Platform, store: CheckpointStore, *, every: int = EVERY
         sealer = Sealer(
             raw_reader(platform.app.recorder),
             store,
-            sealer_signer(platform.settings, {}),
+            sealer_signer(platform.settings),
             publisher,
             every_events=every,
             every_seconds=3600,
@@ -164,7 +164,7 @@ async def verify(platform: Platform, store: CheckpointStore) -> VerifyReport:
     return await verify_log(
         raw_reader(platform.app.recorder),
         store,
-        trusted_signers=trusted_sealer_addresses(platform.settings, {}),
+        trusted_signers=trusted_sealer_addresses(platform.settings),
         decode=platform.app.mapper.to_domain_event,  # type: ignore[arg-type]
         page_size=5,
         published=published,
@@ -309,7 +309,7 @@ async def test_sealed_log_verifies_in_process_and_from_the_cli(
     assert done.returncode == 0, done.stdout + done.stderr
     doc = json.loads(done.stdout)
     assert doc["ok"] and doc["problem"] is None
-    assert doc["signer"] == sealer_signer(platform.settings, {}).address
+    assert doc["signer"] == sealer_signer(platform.settings).address
     assert doc["eventsPerSecond"] > 0
     if platform.settings.nats_url:
         assert doc["publishedCheckpointsChecked"] == len(await store.page(0, 1000))
@@ -493,7 +493,7 @@ async def test_a_resealed_store_is_caught_by_the_published_checkpoints(
     resealer = Sealer(
         raw_reader(platform.app.recorder),
         store,
-        sealer_signer(platform.settings, {}),  # the real key
+        sealer_signer(platform.settings),  # the real key
         None,  # and not publishing
         every_events=EVERY,
         every_seconds=3600,
@@ -520,7 +520,7 @@ async def test_checkpoint_stream_is_undeletable(platform: Platform, store: Check
         published = await read_published_checkpoints(publisher.js, platform.settings.nats_stream)
         assert published == [r.checkpoint for r in await store.page(0, 1000, with_leaves=False)]
         assert all(
-            signature_problem(c, trusted_sealer_addresses(platform.settings, {})) is None
+            signature_problem(c, trusted_sealer_addresses(platform.settings)) is None
             for c in published
         )
         import nats.js.errors
@@ -539,7 +539,7 @@ async def test_checkpoint_stream_is_undeletable(platform: Platform, store: Check
         offline = Sealer(
             raw_reader(platform.app.recorder),
             store,
-            sealer_signer(platform.settings, {}),
+            sealer_signer(platform.settings),
             None,
             every_events=EVERY,
         )
@@ -616,7 +616,7 @@ async def test_export_one_account_with_leaf_hashes_and_proofs(
     write_export(result.events, "jsonl", buffer)
     assert "secret_hash" not in buffer.getvalue()
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
-    signer = trusted_sealer_addresses(platform.settings, {})
+    signer = trusted_sealer_addresses(platform.settings)
     proven = 0
     for line in lines:
         assert line["data"].get("account_id", str(account)) == str(account) or (
@@ -669,7 +669,7 @@ async def test_sealer_key_rotation(platform: Platform, store: CheckpointStore) -
     address before the new one; verify accepts that history, in that order only."""
     write_history(platform)
     await seal(platform, store)  # by the data dir's key, about to be retired
-    old = sealer_signer(platform.settings, {})
+    old = sealer_signer(platform.settings)
     new = CheckpointSigner("0x" + "24" * 32)
     history = (old.address, new.address)
 

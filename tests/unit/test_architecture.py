@@ -118,3 +118,38 @@ def test_pure_layers_import_no_io_library() -> None:
     for package in ("domain", "projections"):
         for module, names in package_imports(package).items():
             assert not names & IO_LIBRARIES, f"{module} imports {sorted(names & IO_LIBRARIES)}"
+
+
+def reads_environment(path: Path) -> bool:
+    """`os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)` (setdefault, a write, is not
+    a read of configuration)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and (node.value.id, node.attr) == ("os", "getenv")
+        ):
+            return True
+        if isinstance(node, ast.Subscript) or (
+            isinstance(node, ast.Attribute) and node.attr in ("get", "copy", "items")
+        ):
+            target = node.value
+            if (
+                isinstance(target, ast.Attribute)
+                and target.attr == "environ"
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "os"
+            ):
+                return True
+    return False
+
+
+def test_only_the_settings_module_reads_the_environment() -> None:
+    """Configuration is read and checked in one place (infra/settings.py)."""
+    readers = [
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if reads_environment(path)
+    ]
+    assert readers == ["infra/settings.py"]
