@@ -34,13 +34,16 @@ PARSED_JSON = "pryv.parsed_json"  # key in scope["state"]: the body parsed by th
 NOT_PARSED = object()  # what `parsed_json` returns for a body that was not JSON
 
 
+MIB = 1 << 20
+
+
 @dataclass(frozen=True)
 class BodyLimits:
     """Largest body accepted: `large_bytes` on `large_paths` (chat with images and PDFs, the
     preview), `default_bytes` everywhere else (management, webhooks, dashboard)."""
 
-    default_bytes: int = 1024 * 1024
-    large_bytes: int = 32 * 1024 * 1024  # OpenAI's own cap for file content in one request
+    default_bytes: int = MIB
+    large_bytes: int = 32 * MIB  # OpenAI's own cap for file content in one request
     large_paths: tuple[str, ...] = ("/v1/",)
 
     def for_path(self, path: str) -> int:

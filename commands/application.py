@@ -266,10 +266,6 @@ class PryvApplication(Application[UUID]):
             return CommandResult(key.id, None, duplicate=True)
         return CommandResult(key.id, recordings[-1].notification.id)
 
-    def get_key(self, key_id: str) -> ApiKey:
-        key: ApiKey = self._get(ApiKey, ids.api_key_id(key_id))
-        return key
-
     # --- credits ----------------------------------------------------------------------------
 
     def grant_credits(
@@ -454,42 +450,35 @@ class PryvApplication(Application[UUID]):
         """Load the aggregate (or open it), apply `change` and save; `change` returning False
         means nothing new (a duplicate). Deliveries racing collide on the aggregate version: the
         loser retries against the winner's state, a few times, then ConcurrentUpdate."""
+
+        def once() -> CommandResult:
+            try:
+                aggregate: _A = self._get(cls, aggregate_id)
+                new = False
+            except NotFound:
+                try:
+                    aggregate = open_new()
+                except DomainRuleViolation as exc:
+                    raise InvalidCommand(str(exc)) from exc
+                new = True
+            try:
+                changed = change(aggregate)
+            except DomainRuleViolation as exc:
+                raise InvalidCommand(str(exc)) from exc
+            if not changed:
+                return CommandResult(aggregate_id, None, duplicate=True)
+            if new:
+                self._ensure_account(wallet)
+            recordings = self.save(aggregate)
+            return CommandResult(aggregate_id, recordings[-1].notification.id)
+
         try:
             for attempt in on_collision():  # a concurrent delivery changed it first: look again
                 with attempt:
-                    return self._apply_once(cls, aggregate_id, open_new, change, wallet=wallet)
+                    return once()
         except IntegrityError:
             pass
         raise ConcurrentUpdate(f"{what} kept colliding")
-
-    def _apply_once(
-        self,
-        cls: type[_A],
-        aggregate_id: UUID,
-        open_new: Callable[[], _A],
-        change: Callable[[_A], bool],
-        *,
-        wallet: str,
-    ) -> CommandResult:
-        try:
-            aggregate: _A = self._get(cls, aggregate_id)
-            new = False
-        except NotFound:
-            try:
-                aggregate = open_new()
-            except DomainRuleViolation as exc:
-                raise InvalidCommand(str(exc)) from exc
-            new = True
-        try:
-            changed = change(aggregate)
-        except DomainRuleViolation as exc:
-            raise InvalidCommand(str(exc)) from exc
-        if not changed:
-            return CommandResult(aggregate_id, None, duplicate=True)
-        if new:
-            self._ensure_account(wallet)
-        recordings = self.save(aggregate)
-        return CommandResult(aggregate_id, recordings[-1].notification.id)
 
     # --- holds ------------------------------------------------------------------------------
 
@@ -516,10 +505,6 @@ class PryvApplication(Application[UUID]):
             )
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
-
-    def place_hold(self, **hold_args: Any) -> CommandResult:
-        """Durably reserve credit for one request (a repeated request id is a duplicate)."""
-        return self._save_new(self.new_hold(**hold_args))
 
     def settle_hold(
         self,

@@ -1,7 +1,8 @@
 """Group commit: many requests' hold and settlement events in one event-store transaction.
 
 The request path must never pay one transaction per event (PostgreSQL's insert lock allows a
-few hundred per second; batched, thousands — see DESIGN.md). Callers `await save(aggregate)`;
+few hundred per second; batched, thousands: docs/architecture.md, "Measured pitfalls").
+Callers `await save(aggregate)`;
 one writer thread saves whatever accumulated while the previous batch was committing, so the
 batch size follows the load with no added delay at low load. A collision in a batch (a reused
 request id) is isolated by retrying that batch's aggregates one by one.

@@ -1,4 +1,4 @@
-"""Metering: the money path of one request (DESIGN.md "The money path").
+"""Metering: the money path of one request (docs/architecture.md, "The request path").
 
 1. admit: atomic admission (limits, budget, `available >= hold`) records the hold in the read
    model; then the UsageHold.Placed event is made durable (group commit) before any upstream

@@ -1,7 +1,8 @@
 """Sign-In with Ethereum (EIP-4361) messages: a small, strict parser and the login-time checks.
 
-Written by hand on purpose: the PyPI `siwe` package is broken with current eth-account (DESIGN.md,
-"Known pitfalls"), and the grammar is small. Strict means exactly EIP-4361's ABNF:
+Written by hand on purpose: the PyPI `siwe` package is broken with current eth-account
+(docs/architecture.md, "Measured pitfalls"), and the grammar is small. Strict means exactly
+EIP-4361's ABNF:
 
     [scheme "://"] domain " wants you to sign in with your Ethereum account:" LF
     address LF

@@ -1,9 +1,9 @@
 """Token estimates for holds and rate limits, before the upstream reports real usage.
 
 Deliberately a byte-length heuristic rather than a tokenizer: tiktoken downloads its encodings
-at run time (DESIGN.md pitfalls) and upstreams use many different tokenizers anyway. ~4 bytes
-per token is OpenAI's published rule of thumb for English and sizes TPM reservations (corrected
-after the answer) and the usage of an upstream that reports none.
+at run time (docs/architecture.md, "Measured pitfalls") and upstreams use many different
+tokenizers anyway. ~4 bytes per token is OpenAI's published rule of thumb for English and sizes
+TPM reservations (corrected after the answer) and the usage of an upstream that reports none.
 
 Holds use a ceiling instead, ~2 bytes per token: a settlement never charges more than was held,
 so a prompt that tokenizes denser than English — code, JSON, numbers, Cyrillic, CJK (about 3

@@ -443,7 +443,8 @@ def money_violations(
     upstream_calls: Counter[str],
     tally: Tally,
 ) -> list[str]:
-    """The four invariants of DESIGN.md, checked over the event log; one line per violation."""
+    """The four invariants of docs/architecture.md ("Invariants"), checked over the event log;
+    one line per violation."""
     problems = []
     placed = {e.originator_id: e for e in log if e.topic == topics.HOLD_PLACED}
     settlements = Counter(e.originator_id for e in log if e.topic == topics.HOLD_SETTLED)

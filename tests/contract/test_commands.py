@@ -15,6 +15,7 @@ from commands.results import InvalidCommand, NotFound
 from domain import ids, topics
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL
+from tests.holds import place_hold
 
 WALLET = "0x00000000000000000000000000000000000000aa"
 
@@ -129,8 +130,8 @@ def test_reversals_that_keep_colliding_write_nothing_and_say_retry(
 
 
 def test_same_hold_twice_holds_once_and_settles_once(app: PryvApplication) -> None:
-    placed = app.place_hold(**hold_args())
-    again = app.place_hold(**hold_args())
+    placed = place_hold(app, **hold_args())
+    again = place_hold(app, **hold_args())
     assert not placed.duplicate and again.duplicate
     settled = app.settle_hold(
         placed.aggregate_id, cost_micros=5, tokens_in=1, tokens_out=1, outcome="ok"
@@ -145,7 +146,7 @@ def test_same_hold_twice_holds_once_and_settles_once(app: PryvApplication) -> No
 
 def test_concurrent_settlements_of_one_hold_write_one(app: PryvApplication) -> None:
     """Two writers racing on the same hold collide on the aggregate version: one wins."""
-    placed = app.place_hold(**hold_args())
+    placed = place_hold(app, **hold_args())
     hold_a = app.repository.get(placed.aggregate_id)
     hold_b = app.repository.get(placed.aggregate_id)
     a = app.settle_hold(hold_a, cost_micros=1, tokens_in=0, tokens_out=0, outcome="ok")
@@ -188,10 +189,11 @@ def test_revoke_is_owner_only_and_idempotent(app: PryvApplication) -> None:
 
 
 def test_expire_holds_settles_only_expired_open_holds(app: PryvApplication) -> None:
-    past = app.place_hold(
-        **{**hold_args(request_id="old"), "expires_at": datetime.now(UTC) - timedelta(seconds=1)}
+    past = place_hold(
+        app,
+        **{**hold_args(request_id="old"), "expires_at": datetime.now(UTC) - timedelta(seconds=1)},
     )
-    future = app.place_hold(**hold_args(request_id="new"))
+    future = place_hold(app, **hold_args(request_id="new"))
     phantom = ids.hold_id("k" * 16, "never-placed")
     report = app.expire_holds([past.aggregate_id, future.aggregate_id, phantom], datetime.now(UTC))
     assert [r.aggregate_id for r in report.settled] == [past.aggregate_id]
@@ -216,7 +218,7 @@ def test_settlement_beyond_the_hold_charges_the_hold_and_records_the_shortfall(
 ) -> None:
     """The cap lives in the aggregate: whoever settles, a hold is never overdrawn, and what
     the upstream reported beyond it is kept on the event instead of vanishing."""
-    placed = app.place_hold(**hold_args())  # holds 1,000
+    placed = place_hold(app, **hold_args())  # holds 1,000
     app.settle_hold(
         placed.aggregate_id, cost_micros=2_500, tokens_in=900, tokens_out=10, outcome="ok"
     )
@@ -240,7 +242,7 @@ async def test_a_collision_in_a_group_commit_batch_marks_only_that_hold_duplicat
 ) -> None:
     from commands.group_commit import GroupCommitWriter
 
-    app.place_hold(**hold_args(request_id="used-before"))
+    place_hold(app, **hold_args(request_id="used-before"))
     writer = GroupCommitWriter(app)
     try:
         holds = [app.new_hold(**hold_args(request_id=r)) for r in ("a", "used-before", "b")]

@@ -49,6 +49,7 @@ from infra.checkpoints import (
     trusted_sealer_addresses,
 )
 from infra.settings import Settings
+from tests.holds import place_hold
 from tests.integration.test_relay_crash import relay_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +83,8 @@ def write_history(platform: Platform, tag: str = "") -> None:
             grant_ref=f"g{n}{tag}",
         )
         for r in range(3):
-            placed = app.place_hold(
+            placed = place_hold(
+                app,
                 key_id=key_id,
                 request_id=f"r{r}{tag}",
                 account_id=str(ids.account_id(wallet)),

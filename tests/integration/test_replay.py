@@ -13,6 +13,7 @@ from infra.read_store_memory import MemoryReadStore
 from projections import balance
 from projections.catalog import PROJECTIONS, writes_for
 from projections.replay import replay_log
+from tests.holds import place_hold
 from workers.embedded import running_workers
 from workers.projector import Projector
 
@@ -47,7 +48,8 @@ def write_history(platform: Platform) -> None:
             grant_ref=f"g{n}",
         )
         for r in range(5):
-            placed = app.place_hold(
+            placed = place_hold(
+                app,
                 key_id=key_id,
                 request_id=f"r{r}",
                 account_id=str(ids.account_id(wallet)),

@@ -153,3 +153,39 @@ def test_only_the_settings_module_reads_the_environment() -> None:
         if reads_environment(path)
     ]
     assert readers == ["infra/settings.py"]
+
+
+MONEY_MODULES = frozenset({"domain.topics", "domain.pricing", "domain.money", "domain.tokens"})
+MONEY_SCALES = frozenset({100, 10_000, 1_000_000})  # cents per USD, micros per cent, per USD
+
+
+def scaled_arithmetic(path: Path) -> list[int]:
+    """Lines that multiply or divide by a money scale (cents, micros, per-million prices)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.BinOp) and isinstance(
+            node.op, ast.Mult | ast.Div | ast.FloorDiv | ast.Mod
+        ):
+            for side in (node.left, node.right):
+                if (
+                    isinstance(side, ast.Constant)
+                    and isinstance(side.value, int)
+                    and side.value in MONEY_SCALES
+                ):
+                    lines.append(node.lineno)
+    return lines
+
+
+def test_api_holds_no_topics_prices_or_money_arithmetic() -> None:
+    """The HTTP door parses, calls and shapes: event topics, prices and money conversions
+    live below it (gateway/, commands/, domain/)."""
+    for path in sorted((ROOT / "api").glob("*.py")):
+        imported = set(imported_modules(path))
+        assert not imported & MONEY_MODULES, f"{path.name} imports {imported & MONEY_MODULES}"
+        assert not scaled_arithmetic(path), f"{path.name}:{scaled_arithmetic(path)}"
+
+
+def test_scaled_arithmetic_is_found(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text("cents = 5\nmicros = cents * 10_000\nms = 0.5 * 1000\n")
+    assert scaled_arithmetic(sample) == [2]
