@@ -109,34 +109,21 @@ class Meter:
             expires_at=expires_at,
             model=model.id,
         )
-        hold_id = str(hold.id)
-        placed = {
-            "account_id": key.account_id,
-            "env": key.env,
-            "key_id": key.key_id,
-            "amount_micros": hold_micros,
-            "expires_at": hold.expires_at,
-        }
+        placed = self._hold_fields(key, hold_micros, hold.expires_at)
         admission = await self._gate.admit(
-            AdmissionRequest(
-                key_id=key.key_id,
-                key_record_key=keys.record_key(key.aggregate_id),
-                limits_key=ratelimit_config.limits_key(key.aggregate_id),
-                spend_key=usage.key_month_key(key.key_id, now.strftime("%Y-%m")),
-                key_held_key=balance.key_held_key(key.key_id),
-                balance_key=balance.balance_key(key.account_id, key.env),
-                model=model.id if check_entitlement else "",
-                hold=balance.open_hold(hold_id, placed),
+            self._request(
+                key,
+                str(hold.id),
+                placed,
+                model_id=model.id if check_entitlement else "",
                 estimated_tokens=estimated_tokens,
-                now_ms=int(now.timestamp() * 1000),
-                default_rpm=self._limits.default_rpm,
-                default_tpm=self._limits.default_tpm,
+                now=now,
                 count_request=not prechecked,
             )
         )
         if not admission.admitted:
             raise AdmissionRefused(admission)
-        undo = balance.close_hold(hold_id, placed)
+        undo = balance.close_hold(str(hold.id), placed)
         try:
             result = await self._writer.save(hold)
         except BaseException:
@@ -157,6 +144,45 @@ class Meter:
             admission,
         )
 
+    @staticmethod
+    def _hold_fields(key: KeyIdentity, amount_micros: int, expires_at: str) -> dict[str, object]:
+        """A hold as the balance projection records it (the Placed event's fields)."""
+        return {
+            "account_id": key.account_id,
+            "env": key.env,
+            "key_id": key.key_id,
+            "amount_micros": amount_micros,
+            "expires_at": expires_at,
+        }
+
+    def _request(
+        self,
+        key: KeyIdentity,
+        hold_id: str,
+        hold_fields: dict[str, object],
+        *,
+        model_id: str,
+        estimated_tokens: int,
+        now: datetime,
+        count_request: bool = True,
+    ) -> AdmissionRequest:
+        """The read-model keys and figures one admission (or precheck) step looks at."""
+        return AdmissionRequest(
+            key_id=key.key_id,
+            key_record_key=keys.record_key(key.aggregate_id),
+            limits_key=ratelimit_config.limits_key(key.aggregate_id),
+            spend_key=usage.key_month_key(key.key_id, now.strftime("%Y-%m")),
+            key_held_key=balance.key_held_key(key.key_id),
+            balance_key=balance.balance_key(key.account_id, key.env),
+            model=model_id,
+            hold=balance.open_hold(hold_id, hold_fields),
+            estimated_tokens=estimated_tokens,
+            now_ms=int(now.timestamp() * 1000),
+            default_rpm=self._limits.default_rpm,
+            default_tpm=self._limits.default_tpm,
+            count_request=count_request,
+        )
+
     async def precheck(
         self,
         key: KeyIdentity,
@@ -171,28 +197,14 @@ class Meter:
         key, a model it may not use, RPM, a budget or balance below `floor_micros` — before
         the request's expensive work. Counts the request against RPM; holds nothing."""
         now = now or datetime.now(UTC)
-        hold_id = str(UsageHold.create_id(key.key_id, request_id))
-        floor = {
-            "account_id": key.account_id,
-            "env": key.env,
-            "key_id": key.key_id,
-            "amount_micros": floor_micros,
-            "expires_at": now.isoformat(),
-        }
         admission = await self._gate.precheck(
-            AdmissionRequest(
-                key_id=key.key_id,
-                key_record_key=keys.record_key(key.aggregate_id),
-                limits_key=ratelimit_config.limits_key(key.aggregate_id),
-                spend_key=usage.key_month_key(key.key_id, now.strftime("%Y-%m")),
-                key_held_key=balance.key_held_key(key.key_id),
-                balance_key=balance.balance_key(key.account_id, key.env),
-                model=model.id,
-                hold=balance.open_hold(hold_id, floor),
+            self._request(
+                key,
+                str(UsageHold.create_id(key.key_id, request_id)),
+                self._hold_fields(key, floor_micros, now.isoformat()),
+                model_id=model.id,
                 estimated_tokens=floor_tokens,
-                now_ms=int(now.timestamp() * 1000),
-                default_rpm=self._limits.default_rpm,
-                default_tpm=self._limits.default_tpm,
+                now=now,
             )
         )
         if not admission.admitted:

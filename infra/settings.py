@@ -107,7 +107,7 @@ class EnvironmentSettings(BaseSettings):
     checkout_min_usd: int = Field(default=5, ge=1)
     checkout_max_usd: int = Field(default=10_000, ge=1)
     credit_packs_file: Path | None = None
-    hold_ttl_seconds: int = Field(default=900, ge=10)
+    hold_ttl_seconds: int = Field(default=900, ge=1)
     ready_max_lag: int = Field(default=1000, ge=0)
     log_format: Literal["json", "text"] = "json"
     sealer_key: str | None = Field(default=None, repr=False)
