@@ -19,6 +19,8 @@ from gateway.authentication import KeyIdentityCache
 from gateway.chat import ChatService
 from gateway.preview import PreviewService
 from infra.settings import Settings
+from mcp_server import consent, mcp_docs
+from mcp_server.door import create_mcp_door
 from privacy.account_defaults import AccountSettingsCache
 from privacy.pipeline import PrivacyFilter
 from projections.settings import read_settings
@@ -52,6 +54,7 @@ def create_app(
                 active.writer.batch_observers.append(app.state.metrics.batch_size.observe)
             if workers:
                 await stack.enter_async_context(running_workers(active, catch_up=True))
+            await stack.enter_async_context(app.state.mcp.server.session_manager.run())
             # Load the PII engine (spaCy, ~2 s) now rather than in the first request.
             warm_up = asyncio.create_task(app.state.privacy.engine())
             stack.push_async_callback(_cancel, warm_up)
@@ -88,6 +91,11 @@ def create_app(
         ("pryv_pii_documents", "PDFs and web pages read for redaction"),
     )
     install_error_handlers(app)
+    app.state.mcp = mcp_door = create_mcp_door(
+        platform.settings if platform is not None else settings or Settings.from_env()
+    )
+    app.include_router(consent.router)
+    app.include_router(mcp_docs.router)
     app.include_router(gateway.router)
     app.include_router(pii_preview.router)
     app.include_router(management.router)
@@ -97,6 +105,9 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(observability.ObservabilityMiddleware, metrics=metrics)
     install_openapi(app)
+    # Last: the MCP transport at /mcp and the OAuth endpoints at the root (/authorize, /token,
+    # /register, /revoke, /.well-known/…), below every route above.
+    app.mount("/", mcp_door.asgi)
     if platform is not None:
         platform.writer.batch_observers.append(metrics.batch_size.observe)
         _attach_services(app, platform)
@@ -118,6 +129,7 @@ def _attach_services(app: FastAPI, platform: Platform) -> None:
     app.state.account_settings = AccountSettingsCache(read)
     app.state.chat = ChatService(platform, app.state.privacy, app.state.account_settings)
     app.state.preview = PreviewService(platform, app.state.privacy)
+    app.state.mcp.runtime.attach(platform, app.state.chat, app.state.preview)
 
 
 def app_from_env() -> FastAPI:

@@ -26,7 +26,7 @@ from bootstrap.platform import Platform, open_session_store
 from dashboard import actions, auth, reads
 from dashboard.context import DashboardConfig, DashboardContext, context
 from dashboard.docs_catalog import docs_document, privacy_options
-from dashboard.login import LoginNonces, nonce_secret
+from gateway.sign_in import LoginNonces, nonce_secret
 
 STATIC = Path(__file__).with_name("static")
 CSP = (

@@ -24,9 +24,9 @@ from dashboard.context import (
     now,
     session_token,
 )
-from dashboard.login import verify_login
-from dashboard.siwe import SiweError
+from domain.siwe import SiweError
 from domain.wallet_messages import WalletAuthError
+from gateway.sign_in import verify_login
 from infra.dashboard_sessions import Session
 from infra.wallet_signatures import normalize_address
 

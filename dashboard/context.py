@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request
 
 from api.errors import ApiError
 from bootstrap.platform import Platform
-from dashboard.login import LoginNonces
-from dashboard.siwe import LoginPolicy
+from domain.siwe import LoginPolicy
+from gateway.sign_in import LoginNonces
 from infra.dashboard_sessions import Session, SessionStore
 
 COOKIE = "pryv_session"

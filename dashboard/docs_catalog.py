@@ -238,6 +238,7 @@ def _modules() -> list[Path]:
     files: list[Path] = []
     for package in (api, gateway, privacy, commands):
         files += sorted(Path(str(package.__file__)).parent.glob("*.py"))
+    files += sorted((Path(str(api.__file__)).parents[1] / "mcp_server").glob("*.py"))
     extra: list[ModuleType] = [wallet_messages, wallet_signatures]
     return files + [Path(str(m.__file__)) for m in extra]
 

@@ -20,7 +20,7 @@ from typing import Any
 from bootstrap.platform import Platform
 from commands.metering import AdmissionRefused, KeyIdentity, MeteredRequest
 from domain.errors import ErrorKind, PryvError
-from domain.pricing import Usage, hold_micros, output_budget
+from domain.pricing import Usage, cost_micros, hold_micros, output_budget
 from domain.tokens import estimate_request_tokens, estimate_text_tokens, request_tokens_ceiling
 from gateway.chat_request import ChatCompletionRequest
 from gateway.refusals import rate_metadata, refusal
@@ -55,6 +55,7 @@ class Completion:
 
     body: dict[str, Any]
     metadata: dict[str, str]
+    charged_micros: int = 0  # what the settlement debits (the cost, never beyond the hold)
 
 
 class ChatService:
@@ -217,7 +218,8 @@ async def _complete(exchange: Exchange) -> Completion:
         "completion_tokens": spent.completion_tokens,
         "total_tokens": spent.total_tokens,
     }
-    return Completion(answer, exchange.metadata)
+    charged = min(cost_micros(metered.model, spent), metered.hold_micros)
+    return Completion(answer, exchange.metadata, charged)
 
 
 class ChatStream:

@@ -15,8 +15,8 @@ import pytest
 from api.app import create_app
 from bootstrap.platform import Platform
 from dashboard.app import create_dashboard
-from dashboard.siwe import SiweMessage, format_siwe_message
 from domain import ids
+from domain.siwe import SiweMessage, format_siwe_message
 from infra.wallet_signatures import sign_message
 from projections import keys as keys_projection
 from tests.wallets import SigningWallet

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dashboard.login import LoginNonces
-from dashboard.siwe import (
+from domain.siwe import (
     LoginPolicy,
     SiweCode,
     SiweError,
@@ -17,6 +16,7 @@ from dashboard.siwe import (
     format_siwe_message,
     parse_siwe_message,
 )
+from gateway.sign_in import LoginNonces
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 ADDRESS = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 test vector

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from dashboard.siwe import LoginPolicy, SiweCode, SiweError, check_siwe_message, parse_siwe_message
+from domain.siwe import LoginPolicy, SiweCode, SiweError, check_siwe_message, parse_siwe_message
 from domain.wallet_messages import WalletAuthError
 from infra.nonces import NONCE_TTL, NonceStore
 from infra.wallet_signatures import recover_signer

@@ -1,0 +1,237 @@
+"""Pryv as the MCP server's own OAuth 2.1 authorization server (the `mcp` SDK's provider
+protocol): dynamic client registration (RFC 7591), authorization code + PKCE S256, tokens bound
+to the one MCP resource (RFC 8707), refresh-token rotation, revocation.
+
+A grant is a *connection*: an API key of the consenting wallet whose secret is never shown,
+created when the wallet signs the consent, with the env and limits chosen there. Its id is the
+tokens' subject, so admission (revocation, budget, RPM, credit) treats a tool call exactly like
+an API call, and revoking the connection in the key list refuses the next call with 401.
+Codes and tokens are random, stored only as SHA-256 digests (infra.oauth_state).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.auth.provider import (
+    AccessToken,
+    AuthorizationCode,
+    AuthorizationParams,
+    AuthorizeError,
+    IdentityAssertionParams,
+    RefreshToken,
+    RegistrationError,
+    TokenError,
+)
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+
+from infra.oauth_state import OAuthState, digest
+from mcp_server.runtime import McpRuntime
+from projections import keys
+
+SCOPES = ("pryv:chat", "pryv:read", "pryv:billing")
+SCOPE_HELP = {
+    "pryv:chat": "chat and PII preview, metered against the connection's budget",
+    "pryv:read": "models, balance, usage, keys (no secrets) and the product docs",
+    "pryv:billing": "create Stripe Checkout links (never pays by itself)",
+}
+CLIENT_TTL = 180 * 24 * 3600
+PENDING_TTL = 15 * 60  # a consent page left open longer starts over
+CODE_TTL = 5 * 60
+ACCESS_TTL = 3600
+REFRESH_TTL = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class PendingConsent:
+    """An /authorize request waiting for the wallet's signature on the consent page."""
+
+    id: str
+    client_id: str
+    client_name: str
+    redirect_uri: str
+    redirect_uri_provided_explicitly: bool
+    code_challenge: str
+    state: str | None
+    scopes: list[str]
+    resource: str
+
+
+class PryvAuthorizationProvider:
+    """The SDK's OAuthAuthorizationServerProvider over Pryv's platform and OAuth state."""
+
+    def __init__(self, runtime: McpRuntime, *, resource: str, consent_url: str) -> None:
+        self.runtime = runtime
+        self.resource = resource  # the MCP URL every token is bound to
+        self.consent_url = consent_url
+
+    @property
+    def state(self) -> OAuthState:
+        return self.runtime.oauth_state()
+
+    # --- clients ---------------------------------------------------------------------------
+
+    async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        doc = await self.state.get("client", client_id)
+        return None if doc is None else OAuthClientInformationFull.model_validate(doc)
+
+    async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        if not client_info.redirect_uris:
+            raise RegistrationError("invalid_redirect_uri", "redirect_uris is required")
+        for uri in client_info.redirect_uris:
+            if uri.scheme not in ("https", "http") or (
+                uri.scheme == "http" and uri.host not in ("127.0.0.1", "localhost", "[::1]", "::1")
+            ):
+                raise RegistrationError(
+                    "invalid_redirect_uri",
+                    "redirect URIs must be https, or http on a loopback address (RFC 8252)",
+                )
+        doc = client_info.model_dump(mode="json", exclude_none=True)
+        await self.state.put("client", str(client_info.client_id), doc, CLIENT_TTL)
+
+    # --- authorization ---------------------------------------------------------------------
+
+    async def authorize(
+        self, client: OAuthClientInformationFull, params: AuthorizationParams
+    ) -> str:
+        """Park the request and send the user to the consent page (the wallet signs there)."""
+        resource = params.resource or self.resource  # Codex sends none: the one MCP resource
+        if resource.rstrip("/") != self.resource.rstrip("/"):
+            raise AuthorizeError("invalid_request", f"resource must be {self.resource}")
+        scopes = params.scopes or list(SCOPES)
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown:
+            raise AuthorizeError("invalid_scope", f"unknown scopes: {' '.join(unknown)}")
+        pending = PendingConsent(
+            id=secrets.token_urlsafe(24),
+            client_id=str(client.client_id),
+            client_name=client.client_name or str(client.client_id),
+            redirect_uri=str(params.redirect_uri),
+            redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
+            code_challenge=params.code_challenge,
+            state=params.state,
+            scopes=scopes,
+            resource=self.resource,
+        )
+        await self.state.put("consent", pending.id, vars(pending), PENDING_TTL)
+        return f"{self.consent_url}?request={pending.id}"
+
+    async def pending(self, request_id: str) -> PendingConsent | None:
+        doc = await self.state.get("consent", request_id)
+        return None if doc is None else PendingConsent(**doc)
+
+    async def grant(
+        self, pending: PendingConsent, connection_key_id: str, scopes: list[str]
+    ) -> str:
+        """The consent was signed and the connection created: a code for the client."""
+        if await self.state.take("consent", pending.id) is None:
+            raise AuthorizeError("access_denied", "this consent request was already answered")
+        code = secrets.token_urlsafe(32)
+        doc = {
+            "code": "",
+            "scopes": scopes,
+            "expires_at": time.time() + CODE_TTL,
+            "client_id": pending.client_id,
+            "code_challenge": pending.code_challenge,
+            "redirect_uri": pending.redirect_uri,
+            "redirect_uri_provided_explicitly": pending.redirect_uri_provided_explicitly,
+            "resource": pending.resource,
+            "subject": connection_key_id,
+        }
+        await self.state.put("code", digest(code), doc, CODE_TTL)
+        return code
+
+    async def load_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: str
+    ) -> AuthorizationCode | None:
+        doc = await self.state.get("code", digest(authorization_code))
+        if doc is None or doc["client_id"] != client.client_id:
+            return None
+        return AuthorizationCode.model_validate({**doc, "code": authorization_code})
+
+    async def exchange_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
+    ) -> OAuthToken:
+        # Taken, not read: a code is redeemed once, even by two racing requests.
+        if await self.state.take("code", digest(authorization_code.code)) is None:
+            raise TokenError("invalid_grant", "authorization code was already used")
+        assert authorization_code.subject is not None
+        return await self._issue(
+            str(client.client_id), authorization_code.scopes, authorization_code.subject
+        )
+
+    # --- tokens ----------------------------------------------------------------------------
+
+    async def _issue(self, client_id: str, scopes: list[str], subject: str) -> OAuthToken:
+        access, refresh = (
+            f"pryv_mcp_at_{secrets.token_urlsafe(32)}",
+            f"pryv_mcp_rt_{secrets.token_urlsafe(32)}",
+        )
+        now = int(time.time())
+        common: dict[str, Any] = {
+            "client_id": client_id,
+            "scopes": scopes,
+            "resource": self.resource,
+            "subject": subject,
+        }
+        await self.state.put(
+            "access", digest(access), {**common, "expires_at": now + ACCESS_TTL}, ACCESS_TTL
+        )
+        await self.state.put(
+            "refresh", digest(refresh), {**common, "expires_at": now + REFRESH_TTL}, REFRESH_TTL
+        )
+        return OAuthToken(
+            access_token=access,
+            token_type="Bearer",
+            expires_in=ACCESS_TTL,
+            scope=" ".join(scopes),
+            refresh_token=refresh,
+        )
+
+    async def load_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: str
+    ) -> RefreshToken | None:
+        doc = await self.state.get("refresh", digest(refresh_token))
+        if doc is None or doc["client_id"] != client.client_id:
+            return None
+        return RefreshToken.model_validate({**doc, "token": refresh_token})
+
+    async def exchange_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
+    ) -> OAuthToken:
+        """Rotation: the old refresh token is spent by this exchange."""
+        if await self.state.take("refresh", digest(refresh_token.token)) is None:
+            raise TokenError("invalid_grant", "refresh token was already used")
+        assert refresh_token.subject is not None
+        if not await self._connection_usable(refresh_token.subject):
+            raise TokenError("invalid_grant", "this connection was revoked")
+        return await self._issue(str(client.client_id), scopes, refresh_token.subject)
+
+    async def load_access_token(self, token: str) -> AccessToken | None:
+        """The token's grant, while the token lives and its connection is not revoked."""
+        doc = await self.state.get("access", digest(token))
+        if doc is None or doc["expires_at"] <= time.time():
+            return None
+        if not await self._connection_usable(str(doc["subject"])):
+            return None
+        return AccessToken.model_validate({**doc, "token": token})
+
+    async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
+        kind = "refresh" if isinstance(token, RefreshToken) else "access"
+        await self.state.delete(kind, digest(token.token))
+
+    async def exchange_identity_assertion(
+        self, client: OAuthClientInformationFull, params: IdentityAssertionParams
+    ) -> OAuthToken:
+        """Enterprise identity assertions (SEP-990) are not offered: consent is the wallet's."""
+        raise TokenError("unsupported_grant_type", "identity assertions are not supported")
+
+    async def _connection_usable(self, key_id: str) -> bool:
+        platform = self.runtime.platform()
+        if await platform.meter.is_revoked(key_id):
+            return False
+        record = await keys.read_key(platform.read_store, key_id)
+        return record is None or record.usable_now()  # None: the key index is catching up

@@ -1,0 +1,82 @@
+"""The MCP door as an ASGI app: the SDK's Streamable HTTP transport at /mcp behind its bearer
+middleware, the OAuth endpoints (/authorize, /token, /register, /revoke and their RFC 8414 /
+RFC 9728 metadata), Origin and Host validation, and Pryv's tools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import AnyHttpUrl
+from starlette.applications import Starlette
+
+from infra.settings import Settings
+from mcp_server.authorization import SCOPES, PryvAuthorizationProvider
+from mcp_server.runtime import McpRuntime
+from mcp_server.tools import PryvTools
+
+INSTRUCTIONS = (
+    "Pryv is a private AI gateway: `chat` asks a model with personal data removed first, "
+    "metered against this connection's credit and budget; `pii_preview` shows what would be "
+    "removed. `get_balance`, `get_usage`, `list_models` and `list_keys` are free reads; "
+    "`create_checkout` returns a payment link the user must open. `search`/`fetch` read the "
+    "product docs."
+)
+
+
+@dataclass
+class McpDoor:
+    runtime: McpRuntime
+    provider: PryvAuthorizationProvider
+    server: MCPServer
+    asgi: Starlette
+    resource: str
+    issuer: str  # exactly as the RFC 8414 metadata says it (RFC 9207 `iss`)
+
+
+def _loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def create_mcp_door(settings: Settings) -> McpDoor:
+    """The door for the API at `settings.public_url` (its MCP resource is `<public_url>/mcp`)."""
+    base = settings.public_url
+    resource = f"{base}/mcp"
+    runtime = McpRuntime()
+    provider = PryvAuthorizationProvider(
+        runtime, resource=resource, consent_url=f"{base}/mcp/consent"
+    )
+    server = MCPServer(
+        name="pryv",
+        title="Pryv",
+        instructions=INSTRUCTIONS,
+        website_url=base,
+        auth_server_provider=provider,
+        auth=AuthSettings(
+            issuer_url=AnyHttpUrl(base),
+            resource_server_url=AnyHttpUrl(resource),
+            validate_token_resource=True,
+            client_registration_options=ClientRegistrationOptions(
+                enabled=True, valid_scopes=list(SCOPES), default_scopes=list(SCOPES)
+            ),
+            revocation_options=RevocationOptions(enabled=True),
+        ),
+    )
+    PryvTools(runtime, docs_url=f"{base}/mcp/docs").register(server)
+    parts = urlsplit(base)
+    hosts, origins = [parts.netloc], [f"{parts.scheme}://{parts.netloc}"]
+    if _loopback(parts.hostname or ""):  # local use: any loopback port
+        hosts += ["127.0.0.1:*", "localhost:*"]
+        origins += ["http://127.0.0.1:*", "http://localhost:*"]
+    asgi = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        transport_security=TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+        ),
+    )
+    auth = server.settings.auth
+    assert auth is not None
+    return McpDoor(runtime, provider, server, asgi, resource, str(auth.issuer_url))

@@ -1,0 +1,441 @@
+"""The remote MCP door end to end: the official `mcp` client SDK discovers Pryv's authorization
+server, registers, is sent to the consent page, a wallet signs in there (programmatically), the
+client redeems the code with PKCE, lists the tools and calls them; the calls are metered like
+API calls. And the refusals the OAuth and MCP specs ask for, over raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import hashlib
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import httpx2
+import pytest
+import uvicorn
+from mcp import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
+
+from api.app import create_app
+from bootstrap.platform import Platform, open_platform
+from domain import topics
+from domain.money import usd_to_micros
+from domain.siwe import SiweMessage, format_siwe_message
+from infra.settings import Settings
+from infra.wallet_signatures import sign_message
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway_harness import Gateway, write_catalog
+from tests.wallets import SigningWallet
+from workers.embedded import running_workers
+
+REDIRECT = "http://127.0.0.1:53682/callback"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclasses.dataclass
+class McpGateway(Gateway):
+    mcp_url: str = ""
+
+
+@pytest.fixture
+async def gateway(platform_settings: Settings, upstream: FakeUpstream) -> AsyncIterator[McpGateway]:
+    """The API (with its MCP door) served on a known port, so its public URL is real."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    platform_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = dataclasses.replace(
+        platform_settings,
+        public_url=base,
+        models_file=write_catalog(platform_settings.data_dir, upstream),
+    )
+    platform = await open_platform(settings)
+    app = create_app(platform)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    stop = asyncio.Event()
+
+    async def session_manager() -> None:  # entered and left in one task (anyio's rule)
+        async with app.state.mcp.server.session_manager.run():
+            await stop.wait()
+
+    try:
+        async with running_workers(platform):
+            manager = asyncio.create_task(session_manager())
+            task = asyncio.create_task(server.serve())
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+            try:
+                yield McpGateway(base, platform, mcp_url=f"{base}/mcp")
+            finally:
+                server.should_exit = True
+                await task
+                stop.set()
+                await manager
+    finally:
+        await platform.close()
+
+
+class MemoryTokens:
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+def siwe_text(wallet: SigningWallet, facts: dict[str, Any]) -> str:
+    siwe = facts["siwe"]
+    now = datetime.now(UTC)
+    return format_siwe_message(
+        SiweMessage(
+            scheme=None,
+            domain=siwe["domain"],
+            address=wallet.address,
+            statement=siwe["statement"],
+            uri=siwe["uri"],
+            version="1",
+            chain_id=siwe["chainId"],
+            nonce=siwe["nonce"],
+            issued_at=now,
+            expiration_time=now + timedelta(minutes=5),
+        )
+    )
+
+
+async def consent(
+    base: str, authorize_url: str, wallet: SigningWallet, **choices: Any
+) -> dict[str, Any]:
+    """What a person does in the browser: follow /authorize to the consent page, sign in
+    with the wallet, allow. Returns the consent answer (redirectTo, connectionId)."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        sent = await http.get(authorize_url)
+        assert sent.status_code == 302, sent.text
+        page = urlsplit(sent.headers["location"])
+        assert page.path == "/mcp/consent"
+        request_id = parse_qs(page.query)["request"][0]
+        html_page = await http.get(page.path, params={"request": request_id})
+        assert html_page.status_code == 200 and "Sign in with your wallet" in html_page.text
+        facts = (
+            await http.get(
+                page.path,
+                params={"request": request_id},
+                headers={"accept": "application/json"},
+            )
+        ).json()
+        text = siwe_text(wallet, facts)
+        _address, signature = sign_message(wallet.private_key, text)
+        answer = await http.post(
+            "/mcp/consent",
+            json={"request": request_id, "message": text, "signature": signature, **choices},
+        )
+        assert answer.status_code == 200, answer.text
+        result: dict[str, Any] = answer.json()
+        return result
+
+
+@contextlib.asynccontextmanager
+async def mcp_client(
+    gateway: McpGateway,
+    wallet: SigningWallet,
+    tokens: MemoryTokens | None = None,
+    mode: str = "auto",
+    **choices: Any,
+) -> AsyncIterator[tuple[Client, MemoryTokens, list[dict[str, Any]]]]:
+    """The SDK client, authorizing through the whole OAuth flow on first use."""
+    tokens = tokens or MemoryTokens()
+    answers: list[dict[str, Any]] = []
+
+    async def redirect_handler(url: str) -> None:
+        answers.append(await consent(gateway.url, url, wallet, **choices))
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        query = parse_qs(urlsplit(answers[-1]["redirectTo"]).query)
+        return AuthorizationCodeResult(
+            code=query["code"][0], state=query["state"][0], iss=query.get("iss", [None])[0]
+        )
+
+    auth = OAuthClientProvider(
+        server_url=gateway.mcp_url,
+        client_metadata=OAuthClientMetadata(
+            client_name="Pryv test client",
+            redirect_uris=[REDIRECT],  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=tokens,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+    async with (
+        httpx2.AsyncClient(auth=auth, timeout=60) as http,
+        Client(
+            streamable_http_client(gateway.mcp_url, http_client=http),
+            mode=mode,  # type: ignore[arg-type]
+        ) as client,
+    ):
+        yield client, tokens, answers
+
+
+async def fund(gateway: Gateway, wallet: SigningWallet, usd: str, env: str = "live") -> None:
+    await asyncio.to_thread(
+        gateway.platform.app.grant_credits,
+        wallet=wallet.address.lower(),
+        env=env,
+        amount_micros=usd_to_micros(usd),
+        reason="test",
+        granted_by="test",
+        grant_ref=f"grant-{secrets.token_hex(4)}",
+    )
+    await gateway.settled()
+
+
+async def settlements_of(platform: Platform, key_id: str, count: int) -> list[dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        log = await asyncio.to_thread(platform.app.read_log, 0, 1_000_000)
+        found = [
+            e.data for e in log if e.topic == topics.HOLD_SETTLED and e.data["key_id"] == key_id
+        ]
+        if len(found) >= count:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, f"{len(found)} settlements"
+        await asyncio.sleep(0.05)
+
+
+async def test_oauth_flow_tools_metering_and_revocation(gateway: McpGateway) -> None:
+    wallet = SigningWallet.create()
+    await fund(gateway, wallet, "5")
+    async with mcp_client(gateway, wallet, env="live", monthlyBudgetUsd="1") as (
+        client,
+        tokens,
+        answers,
+    ):
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert {
+            "chat",
+            "pii_preview",
+            "list_models",
+            "get_balance",
+            "get_usage",
+            "list_keys",
+        } <= set(tools)
+        assert {"create_checkout", "search", "fetch"} <= set(tools)
+        assert tools["get_balance"].annotations and tools["get_balance"].annotations.read_only_hint
+        assert "per-token price" in (tools["chat"].description or "")
+
+        answer = await client.call_tool(
+            "chat",
+            {
+                "model": "fake-live",
+                "messages": [{"role": "user", "content": "hello, I am jane.doe@example.com"}],
+            },
+        )
+        assert not answer.is_error, answer.content
+        result = answer.structured_content or {}
+        assert result["model"] == "fake-live" and result["usage"]["prompt_tokens"] > 0
+        preview = await client.call_tool("pii_preview", {"text": "mail jane.doe@example.com"})
+        assert not preview.is_error, preview.content
+        assert (preview.structured_content or {})["counts"] == {"EMAIL_ADDRESS": 1}
+        [connection_id] = [a["connectionId"] for a in answers]
+
+        # Metered like API calls: one hold, one settlement each, on the connection's key.
+        settled = await settlements_of(gateway.platform, connection_id, 2)
+        assert sorted(s["outcome"] for s in settled) == ["ok", "ok"]
+        chat_cost = next(s["actual_micros"] for s in settled if s["model"] == "fake-live")
+        assert result["cost_usd"] == f"{chat_cost / 1_000_000:.6f}"
+        balance = (await client.call_tool("get_balance", {})).structured_content or {}
+        assert balance["walletAddress"] == wallet.address.lower()
+        listed = (await client.call_tool("list_keys", {})).structured_content or {}
+        assert [k["id"] for k in listed["data"]] == [connection_id]
+        assert "key" not in listed["data"][0]  # no secret, ever
+        found = (await client.call_tool("search", {"query": "revocation"})).structured_content
+        assert found and found["results"]
+        page = await client.call_tool("fetch", {"id": found["results"][0]["id"]})
+        assert not page.is_error
+
+        # Revoked in the key list (as the dashboard does): the next call is refused 401.
+        await asyncio.to_thread(
+            gateway.platform.app.revoke_key,
+            wallet=wallet.address.lower(),
+            key_id=connection_id,
+            reason="test",
+        )
+        await gateway.platform.meter.revoke(connection_id)
+        assert tokens.tokens is not None
+        async with httpx.AsyncClient(timeout=30) as http:
+            after = await http.post(
+                gateway.mcp_url,
+                json={"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {}},
+                headers={
+                    "accept": "application/json, text/event-stream",
+                    "authorization": f"Bearer {tokens.tokens.access_token}",
+                },
+            )
+        assert after.status_code == 401  # the token outlived its connection: refused at once
+
+
+async def test_credit_budget_and_scope_are_tool_errors_the_model_can_read(
+    gateway: McpGateway,
+) -> None:
+    chat = {"model": "fake-live", "messages": [{"role": "user", "content": "hi"}]}
+    broke = SigningWallet.create()  # no credit at all
+    async with mcp_client(gateway, broke, env="live") as (client, _tokens, _answers):
+        refused = await client.call_tool("chat", chat)
+        assert refused.is_error and "insufficient_credits" in str(refused.content[0])
+    frugal = SigningWallet.create()
+    await fund(gateway, frugal, "5")
+    choices = {"env": "live", "monthlyBudgetUsd": "0.000001"}
+    async with mcp_client(gateway, frugal, **choices) as (client, _tokens, _answers):
+        refused = await client.call_tool("chat", chat)
+        assert refused.is_error and "budget_exceeded" in str(refused.content[0])
+    reader = SigningWallet.create()
+    await fund(gateway, reader, "5")
+    choices = {"env": "live", "scopes": ["pryv:read"]}
+    async with mcp_client(gateway, reader, **choices) as (client, _tokens, _answers):
+        refused = await client.call_tool("chat", chat)
+        assert refused.is_error and "insufficient_scope" in str(refused.content[0])
+        assert not (await client.call_tool("get_balance", {})).is_error
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_both_protocol_eras(gateway: McpGateway, mode: str) -> None:
+    """The initialize handshake (2025 versions, optional session) and the sessionless
+    2026-07-28 protocol both reach the same tools."""
+    wallet = SigningWallet.create()
+    async with mcp_client(gateway, wallet, mode=mode, env="test") as (client, _t, _a):
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        assert "chat" in names
+        answer = await client.call_tool(
+            "chat", {"model": "pryv-echo", "messages": [{"role": "user", "content": "ping"}]}
+        )
+        assert answer.is_error and "insufficient_credits" in str(answer.content[0])
+
+
+async def test_api_keys_bad_origins_and_unknown_tokens_are_refused(gateway: McpGateway) -> None:
+    key = await gateway.funded_key(env="live")
+    init = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    headers = {"accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        bare = await http.post(gateway.mcp_url, json=init, headers=headers)
+        assert bare.status_code == 401
+        challenge = bare.headers["www-authenticate"]
+        assert challenge.startswith("Bearer") and "resource_metadata=" in challenge
+        with_key = await http.post(
+            gateway.mcp_url, json=init, headers={**headers, "authorization": f"Bearer {key}"}
+        )
+        assert with_key.status_code == 401  # a pryv_ API key is for /v1 only
+        metadata = await http.get(f"{gateway.url}/.well-known/oauth-protected-resource/mcp")
+        assert metadata.status_code == 200 and metadata.json()["resource"] == gateway.mcp_url
+        root = await http.get(f"{gateway.url}/.well-known/oauth-protected-resource")
+        assert root.status_code == 200 and root.json()["resource"] == gateway.mcp_url
+        server = (await http.get(f"{gateway.url}/.well-known/oauth-authorization-server")).json()
+        assert server["code_challenge_methods_supported"] == ["S256"]
+
+
+def pkce() -> tuple[str, str]:
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return verifier, challenge.decode().rstrip("=")
+
+
+async def test_pkce_code_reuse_redirects_and_refresh_rotation(gateway: McpGateway) -> None:
+    wallet = SigningWallet.create()
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        registered = await http.post(
+            "/register",
+            json={
+                "client_name": "raw",
+                "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        foreign = await http.post(
+            "/register", json={"client_name": "x", "redirect_uris": ["http://evil.example/cb"]}
+        )
+        assert foreign.status_code == 400
+        verifier, challenge = pkce()
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "state": "s1",
+        }
+        wrong_redirect = await http.get(
+            "/authorize", params={**query, "redirect_uri": "http://127.0.0.1:1/other"}
+        )
+        assert wrong_redirect.status_code == 400
+        url = httpx.URL("/authorize", params={**query, "redirect_uri": REDIRECT})
+        answer = await consent(gateway.url, str(url), wallet, env="test")
+        code = parse_qs(urlsplit(answer["redirectTo"]).query)["code"][0]
+        exchange = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": client_id,
+        }
+        wrong = await http.post("/token", data={**exchange, "code_verifier": "x" * 50})
+        assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+        good = await http.post("/token", data={**exchange, "code_verifier": verifier})
+        assert good.status_code == 200, good.text
+        again = await http.post("/token", data={**exchange, "code_verifier": verifier})
+        assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+        refresh = {
+            "grant_type": "refresh_token",
+            "refresh_token": good.json()["refresh_token"],
+            "client_id": client_id,
+        }
+        rotated = await http.post("/token", data=refresh)
+        assert (
+            rotated.status_code == 200
+            and rotated.json()["access_token"] != good.json()["access_token"]
+        )
+        replayed = await http.post("/token", data=refresh)  # the old refresh token is spent
+        assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_grant"
+        listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+        bearer = {
+            "accept": "application/json, text/event-stream",
+            "authorization": f"Bearer {rotated.json()['access_token']}",
+        }
+        evil = await http.post(
+            "/mcp", json=listing, headers={**bearer, "origin": "https://evil.example"}
+        )
+        assert evil.status_code == 403  # DNS rebinding / cross-site page: refused
