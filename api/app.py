@@ -19,7 +19,7 @@ from gateway.authentication import KeyIdentityCache
 from gateway.chat import ChatService
 from gateway.preview import PreviewService
 from infra.settings import Settings
-from mcp_server import consent, mcp_docs
+from mcp_server import consent, metadata
 from mcp_server.door import create_mcp_door
 from privacy.account_defaults import AccountSettingsCache
 from privacy.pipeline import PrivacyFilter
@@ -95,7 +95,7 @@ def create_app(
         platform.settings if platform is not None else settings or Settings.from_env()
     )
     app.include_router(consent.router)
-    app.include_router(mcp_docs.router)
+    app.include_router(metadata.router)
     app.include_router(gateway.router)
     app.include_router(pii_preview.router)
     app.include_router(management.router)

@@ -163,6 +163,25 @@ class PryvApplication(Application[UUID]):
             pass
         raise InvalidCommand("settings changed concurrently; retry")
 
+    def authorize_connection(
+        self, *, wallet: str, key_id: str, client_id: str, client_name: str, scopes: list[str]
+    ) -> CommandResult:
+        """Record an MCP client's grant on the wallet's account (its key already exists)."""
+        self._ensure_account(wallet)
+        try:
+            for attempt in on_collision():
+                with attempt:
+                    account = self._get(Account, ids.account_id(wallet))
+                    try:
+                        account.authorize_connection(key_id, client_id, client_name, scopes)
+                    except DomainRuleViolation as exc:
+                        raise InvalidCommand(str(exc)) from exc
+                    recordings = self.save(account)
+                    return CommandResult(account.id, recordings[-1].notification.id)
+        except IntegrityError:
+            pass
+        raise ConcurrentUpdate("the account changed concurrently; retry")
+
     def _ensure_account(self, wallet: str) -> None:
         if not self._exists(ids.account_id(wallet)):
             self.open_account(wallet)  # a concurrent opener makes this a duplicate: fine

@@ -39,6 +39,15 @@ class Account(Aggregate):
     def change_settings(self, settings: dict[str, Any]) -> None:
         self.settings = dict(settings)
 
+    @event("ConnectionAuthorized")
+    def authorize_connection(
+        self, key_id: str, client_id: str, client_name: str, scopes: list[str]
+    ) -> None:
+        """The wallet signed an MCP client's consent: the connection is the key `key_id`
+        (its env and limits are the key's), usable with these scopes."""
+        if not key_id or not client_id:
+            raise DomainRuleViolation("a connection names its key and its client")
+
 
 class ApiKey(Aggregate):
     @staticmethod

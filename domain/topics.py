@@ -19,6 +19,7 @@ from domain.aggregates import (
 
 ACCOUNT_OPENED = "pryv.Account.Opened.v1"
 ACCOUNT_SETTINGS_CHANGED = "pryv.Account.SettingsChanged.v1"
+ACCOUNT_CONNECTION_AUTHORIZED = "pryv.Account.ConnectionAuthorized.v1"
 KEY_CREATED = "pryv.ApiKey.Created.v1"
 KEY_LIMITS_CHANGED = "pryv.ApiKey.LimitsChanged.v1"
 KEY_REVOKED = "pryv.ApiKey.Revoked.v1"
@@ -42,6 +43,7 @@ def _event_class(aggregate: type, name: str) -> type:
 EVENT_TOPICS: dict[type, str] = {
     _event_class(Account, "Opened"): ACCOUNT_OPENED,
     _event_class(Account, "SettingsChanged"): ACCOUNT_SETTINGS_CHANGED,
+    _event_class(Account, "ConnectionAuthorized"): ACCOUNT_CONNECTION_AUTHORIZED,
     _event_class(ApiKey, "Created"): KEY_CREATED,
     _event_class(ApiKey, "LimitsChanged"): KEY_LIMITS_CHANGED,
     _event_class(ApiKey, "Revoked"): KEY_REVOKED,

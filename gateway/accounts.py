@@ -46,6 +46,9 @@ def key_object(record: KeyRecord) -> dict[str, Any]:
         "createdAt": record.created_at,
         "lastUsedAt": record.last_used_at,
         "revokedAt": record.revoked_at,
+        "kind": "mcp_connection" if record.connection_client else "api_key",
+        "client": record.connection_client,
+        "scopes": list(record.connection_scopes) or None,
     }
 
 

@@ -28,11 +28,13 @@ from mcp.server.auth.provider import (
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 
+from domain.api_keys import is_valid_key_id
 from infra.oauth_state import OAuthState, digest
 from mcp_server.runtime import McpRuntime
 from projections import keys
 
 SCOPES = ("pryv:chat", "pryv:read", "pryv:billing")
+READ_SCOPE = "pryv:read"  # every connection has it: /mcp answers 403 insufficient_scope without
 SCOPE_HELP = {
     "pryv:chat": "chat and PII preview, metered against the connection's budget",
     "pryv:read": "models, balance, usage, keys (no secrets) and the product docs",
@@ -101,10 +103,11 @@ class PryvAuthorizationProvider:
         resource = params.resource or self.resource  # Codex sends none: the one MCP resource
         if resource.rstrip("/") != self.resource.rstrip("/"):
             raise AuthorizeError("invalid_request", f"resource must be {self.resource}")
-        scopes = params.scopes or list(SCOPES)
-        unknown = sorted(set(scopes) - set(SCOPES))
+        asked = params.scopes or list(SCOPES)
+        unknown = sorted(set(asked) - set(SCOPES))
         if unknown:
             raise AuthorizeError("invalid_scope", f"unknown scopes: {' '.join(unknown)}")
+        scopes = [s for s in SCOPES if s in asked or s == READ_SCOPE]
         pending = PendingConsent(
             id=secrets.token_urlsafe(24),
             client_id=str(client.client_id),
@@ -230,6 +233,8 @@ class PryvAuthorizationProvider:
         raise TokenError("unsupported_grant_type", "identity assertions are not supported")
 
     async def _connection_usable(self, key_id: str) -> bool:
+        if not is_valid_key_id(key_id):
+            return False
         platform = self.runtime.platform()
         if await platform.meter.is_revoked(key_id):
             return False

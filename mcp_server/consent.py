@@ -9,6 +9,7 @@ sign-in message); `POST /mcp/consent` takes the signed message and the choices a
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 from datetime import UTC, datetime
@@ -29,7 +30,12 @@ from domain.wallet_messages import WalletAuthError
 from gateway import accounts
 from gateway.sign_in import LoginNonces, nonce_secret, verify_login
 from infra.wallet_signatures import normalize_address
-from mcp_server.authorization import SCOPE_HELP, PendingConsent, PryvAuthorizationProvider
+from mcp_server.authorization import (
+    READ_SCOPE,
+    SCOPE_HELP,
+    PendingConsent,
+    PryvAuthorizationProvider,
+)
 
 STATEMENT = "Connect an MCP client to your Pryv account."
 router = APIRouter(prefix="/mcp", tags=["mcp"], include_in_schema=False)
@@ -120,7 +126,7 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
     """The signed consent: create the connection, answer with the client's redirect."""
     pending = await _pending(request, body.request)
     platform = platform_of(request)
-    scopes = body.scopes or pending.scopes
+    scopes = sorted({*(body.scopes or pending.scopes), READ_SCOPE})  # /mcp itself needs read
     extra = sorted(set(scopes) - set(pending.scopes))
     if extra:
         raise PryvError(f"not requested by the client: {' '.join(extra)}", code="invalid_scope")
@@ -146,6 +152,14 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
         monthly_budget_usd=body.monthly_budget_usd,
         expires_at=None,
         expires_in_days=None,
+    )
+    await asyncio.to_thread(
+        platform.app.authorize_connection,
+        wallet=wallet,
+        key_id=str(connection["id"]),
+        client_id=pending.client_id,
+        client_name=pending.client_name,
+        scopes=scopes,
     )
     try:
         code = await _provider(request).grant(pending, str(connection["id"]), scopes)

@@ -11,10 +11,10 @@ from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, Re
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
-from starlette.applications import Starlette
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.settings import Settings
-from mcp_server.authorization import SCOPES, PryvAuthorizationProvider
+from mcp_server.authorization import READ_SCOPE, SCOPES, PryvAuthorizationProvider
 from mcp_server.runtime import McpRuntime
 from mcp_server.tools import PryvTools
 
@@ -32,7 +32,7 @@ class McpDoor:
     runtime: McpRuntime
     provider: PryvAuthorizationProvider
     server: MCPServer
-    asgi: Starlette
+    asgi: ASGIApp
     resource: str
     issuer: str  # exactly as the RFC 8414 metadata says it (RFC 9207 `iss`)
 
@@ -63,6 +63,7 @@ def create_mcp_door(settings: Settings) -> McpDoor:
                 enabled=True, valid_scopes=list(SCOPES), default_scopes=list(SCOPES)
             ),
             revocation_options=RevocationOptions(enabled=True),
+            required_scopes=[READ_SCOPE],  # without it: 403 insufficient_scope
         ),
     )
     PryvTools(runtime, docs_url=f"{base}/mcp/docs").register(server)
@@ -79,4 +80,33 @@ def create_mcp_door(settings: Settings) -> McpDoor:
     )
     auth = server.settings.auth
     assert auth is not None
-    return McpDoor(runtime, provider, server, asgi, resource, str(auth.issuer_url))
+    challenged = ScopeChallenge(asgi, " ".join(SCOPES))
+    return McpDoor(runtime, provider, server, challenged, resource, str(auth.issuer_url))
+
+
+class ScopeChallenge:
+    """Adds `scope="…"` to the 401 challenge at /mcp (the MCP authorization spec asks for it,
+    RFC 6750 §3 defines it; the SDK's bearer middleware omits it), so a client knows which
+    scopes to request before it starts the flow."""
+
+    def __init__(self, app: ASGIApp, scopes: str) -> None:
+        self.app = app
+        self.scopes = scopes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/mcp":
+            await self.app(scope, receive, send)
+            return
+
+        async def challenge(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+                headers = [
+                    (name, value + f', scope="{self.scopes}"'.encode())
+                    if name.lower() == b"www-authenticate" and b"scope=" not in value
+                    else (name, value)
+                    for name, value in message.get("headers", [])
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, challenge)

@@ -88,6 +88,13 @@ def project(event: EventEnvelope) -> list[Op]:
             SetValue(hash_key(data["secret_hash"]), data["key_id"]),
             SortedAdd(account_keys_key(data["account_id"]), event.position, data["key_id"]),
         ]
+    if event.topic == topics.ACCOUNT_CONNECTION_AUTHORIZED:
+        connection = {
+            "connection_client": str(data["client_name"]),
+            "connection_client_id": str(data["client_id"]),
+            "connection_scopes": " ".join(data["scopes"]),
+        }
+        return [SetFields(record_key(str(ids.api_key_id(str(data["key_id"])))), connection)]
     if event.topic == topics.KEY_LIMITS_CHANGED:
         return [SetFields(record, {**_limits_fields(data), "updated_at": event.timestamp})]
     if event.topic == topics.KEY_REVOKED:
@@ -121,6 +128,8 @@ class KeyRecord:
     created_at: str
     revoked_at: str | None
     last_used_at: str | None
+    connection_client: str | None = None  # an MCP client's connection, not a key for /v1
+    connection_scopes: tuple[str, ...] = ()
 
     def usable_now(self, now: datetime | None = None) -> bool:
         """Active and not past its expiry."""
@@ -150,6 +159,8 @@ class KeyRecord:
             created_at=fields["created_at"],
             revoked_at=fields.get("revoked_at") or None,
             last_used_at=fields.get("last_used_at") or None,
+            connection_client=fields.get("connection_client") or None,
+            connection_scopes=tuple((fields.get("connection_scopes") or "").split()),
         )
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,10 +35,13 @@ from mcp.shared.auth import (
 from api.app import create_app
 from bootstrap.platform import Platform, open_platform
 from domain import topics
+from domain.api_keys import parse_api_key
 from domain.money import usd_to_micros
 from domain.siwe import SiweMessage, format_siwe_message
+from infra.oauth_state import digest
 from infra.settings import Settings
 from infra.wallet_signatures import sign_message
+from mcp_server.door import McpDoor
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, write_catalog
 from tests.wallets import SigningWallet
@@ -56,6 +60,23 @@ def free_port() -> int:
 @dataclasses.dataclass
 class McpGateway(Gateway):
     mcp_url: str = ""
+    door: McpDoor | None = None
+
+    async def planted_token(self, **grant: Any) -> str:
+        """An access token stored as the authorization server stores them, for grants the
+        consent page never issues (other resources, missing scopes)."""
+        assert self.door is not None
+        token = f"pryv_mcp_at_{secrets.token_urlsafe(16)}"
+        doc = {
+            "client_id": "planted",
+            "scopes": ["pryv:read"],
+            "resource": self.mcp_url,
+            "subject": "nokey",
+            "expires_at": int(time.time()) + 60,
+            **grant,
+        }
+        await self.door.provider.state.put("access", digest(token), doc, 60)
+        return token
 
 
 @pytest.fixture
@@ -89,7 +110,7 @@ async def gateway(platform_settings: Settings, upstream: FakeUpstream) -> AsyncI
                     task.result()
                 await asyncio.sleep(0.01)
             try:
-                yield McpGateway(base, platform, mcp_url=f"{base}/mcp")
+                yield McpGateway(base, platform, mcp_url=f"{base}/mcp", door=app.state.mcp)
             finally:
                 server.should_exit = True
                 await task
@@ -283,6 +304,12 @@ async def test_oauth_flow_tools_metering_and_revocation(gateway: McpGateway) -> 
         listed = (await client.call_tool("list_keys", {})).structured_content or {}
         assert [k["id"] for k in listed["data"]] == [connection_id]
         assert "key" not in listed["data"][0]  # no secret, ever
+        shown = listed["data"][0]
+        assert (shown["kind"], shown["client"]) == ("mcp_connection", "Pryv test client")
+        assert shown["monthlyBudgetUsd"] == "1.000000" and shown["env"] == "live"
+        log = await asyncio.to_thread(gateway.platform.app.read_log, 0, 1_000_000)
+        [grant] = [e.data for e in log if e.topic == topics.ACCOUNT_CONNECTION_AUTHORIZED]
+        assert grant["key_id"] == connection_id and "pryv:chat" in grant["scopes"]
         found = (await client.call_tool("search", {"query": "revocation"})).structured_content
         assert found and found["results"]
         page = await client.call_tool("fetch", {"id": found["results"][0]["id"]})
@@ -355,6 +382,7 @@ async def test_api_keys_bad_origins_and_unknown_tokens_are_refused(gateway: McpG
         assert bare.status_code == 401
         challenge = bare.headers["www-authenticate"]
         assert challenge.startswith("Bearer") and "resource_metadata=" in challenge
+        assert 'scope="pryv:chat pryv:read pryv:billing"' in challenge
         with_key = await http.post(
             gateway.mcp_url, json=init, headers={**headers, "authorization": f"Bearer {key}"}
         )
@@ -365,6 +393,20 @@ async def test_api_keys_bad_origins_and_unknown_tokens_are_refused(gateway: McpG
         assert root.status_code == 200 and root.json()["resource"] == gateway.mcp_url
         server = (await http.get(f"{gateway.url}/.well-known/oauth-authorization-server")).json()
         assert server["code_challenge_methods_supported"] == ["S256"]
+        assert server["authorization_response_iss_parameter_supported"] is True
+        assert "none" in server["token_endpoint_auth_methods_supported"]
+        elsewhere = await gateway.planted_token(resource="https://other.example/mcp")
+        foreign = await http.post(
+            gateway.mcp_url, json=init, headers={**headers, "authorization": f"Bearer {elsewhere}"}
+        )
+        assert foreign.status_code == 401  # audience-bound: a token for another resource
+        narrow = await gateway.planted_token(
+            scopes=["pryv:chat"], subject=parse_api_key(key).key_id
+        )
+        scoped = await http.post(
+            gateway.mcp_url, json=init, headers={**headers, "authorization": f"Bearer {narrow}"}
+        )
+        assert scoped.status_code == 403 and "insufficient_scope" in scoped.text
 
 
 def pkce() -> tuple[str, str]:
