@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import secrets
@@ -37,12 +38,24 @@ def _print(doc: object) -> None:
 # --- long-running processes -----------------------------------------------------------------
 
 
+def _served_urls(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Without PRYV_PUBLIC_URL / PRYV_MCP_PUBLIC_URL, the URLs this server is reached at: the
+    MCP resource, the OAuth issuer and Stripe's return pages must name a real origin."""
+    configured = read_environment().model_fields_set
+    if "public_url" not in configured:
+        settings = dataclasses.replace(settings, public_url=f"http://{args.host}:{args.port}")
+    if args.mcp_port and "mcp_public_url" not in configured:
+        host = args.mcp_host or args.host
+        settings = dataclasses.replace(settings, mcp_public_url=f"http://{host}:{args.mcp_port}")
+    return settings
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
 
-    settings = Settings.from_env()
+    settings = _served_urls(Settings.from_env(), args)
     workers = settings.embedded if args.workers is None else args.workers
     if args.processes > 1:
         # N API processes share PostgreSQL, Redis and NATS; the in-memory embedded stores
@@ -64,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             loop="uvloop",
         )
         return 0
-    if args.dashboard_port:
+    if args.dashboard_port or args.mcp_port:
         import contextlib
 
         import uvloop
@@ -136,25 +149,34 @@ async def _serve_with_dashboard(
         # The dashboard's Docs show the public URL when one is configured, else this server's.
         configured = "public_url" in read_environment().model_fields_set
         api_url = settings.public_url if configured else f"http://{args.host}:{args.port}"
-        dashboard = create_dashboard(platform, api_base_url=api_url, api_app=api_app)
         api_server = uvicorn.Server(config(api_app, args.host, args.port, "on"))
-        dashboard_server = uvicorn.Server(
-            config(dashboard, args.dashboard_host or args.host, args.dashboard_port, "off")
-        )
         api_task = asyncio.create_task(api_server.serve())
         while not api_server.started and not api_task.done():  # read models caught up first
             await asyncio.sleep(0.05)
         if api_task.done():
             await api_task  # failed to start: raise its error
             return
-        sock = _dashboard_socket(args.dashboard_host or args.host, args.dashboard_port)
-        if sock is None:  # the API keeps serving; another process has the dashboard port
-            await api_task
-            return
-        dashboard_task = asyncio.create_task(dashboard_server.serve(sockets=[sock]))
-        await asyncio.wait({api_task, dashboard_task}, return_when=asyncio.FIRST_COMPLETED)
-        api_server.should_exit = dashboard_server.should_exit = True  # one stops: both stop
-        await asyncio.gather(api_task, dashboard_task)
+        servers, tasks = [api_server], {api_task}
+        if args.mcp_port:  # the same app (its MCP door) on the MCP origin's own port
+            mcp_server = uvicorn.Server(
+                config(api_app, args.mcp_host or args.host, args.mcp_port, "off")
+            )
+            servers.append(mcp_server)
+            tasks.add(asyncio.create_task(mcp_server.serve()))
+        sock = None
+        if args.dashboard_port:  # None: another process has the dashboard port
+            sock = _dashboard_socket(args.dashboard_host or args.host, args.dashboard_port)
+        if sock is not None:
+            dashboard = create_dashboard(platform, api_base_url=api_url, api_app=api_app)
+            dashboard_server = uvicorn.Server(
+                config(dashboard, args.dashboard_host or args.host, args.dashboard_port, "off")
+            )
+            servers.append(dashboard_server)
+            tasks.add(asyncio.create_task(dashboard_server.serve(sockets=[sock])))
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:  # one stops: all stop
+            server.should_exit = True
+        await asyncio.gather(*tasks)
     finally:
         await platform.close()
 
@@ -397,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the dashboard on this port (0: none; single process only)",
     )
     serve.add_argument("--dashboard-host", default=None, help="default: --host")
+    serve.add_argument(
+        "--mcp-port",
+        type=int,
+        default=0,
+        help="also serve the MCP server on this port (its origin: PRYV_MCP_PUBLIC_URL)",
+    )
+    serve.add_argument("--mcp-host", default=None, help="default: --host")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("relay", help="publish the event log to NATS").set_defaults(func=cmd_relay)
     sub.add_parser("sweep", help="settle holds of requests that never settled").set_defaults(

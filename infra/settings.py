@@ -52,6 +52,7 @@ class Settings:
     default_tpm: int = DEFAULT_TPM
     public_url: str = "http://127.0.0.1:8000"  # where Stripe sends buyers back to
     dashboard_url: str | None = None  # "back" links on the success/cancel pages
+    mcp_public_url: str | None = None  # the MCP server's own origin; None: public_url's
     stripe_secret_key: str | None = field(default=None, repr=False)  # None: checkout is 503
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None  # tests point the real SDK at a local fake
@@ -101,6 +102,7 @@ class EnvironmentSettings(BaseSettings):
     default_tpm: int = Field(default=DEFAULT_TPM, ge=1)
     public_url: str = "http://127.0.0.1:8000"
     dashboard_url: str | None = None
+    mcp_public_url: str | None = None
     stripe_secret_key: str | None = Field(default=None, repr=False)
     stripe_webhook_secret: str | None = Field(default=None, repr=False)
     stripe_api_base: str | None = None
@@ -125,7 +127,7 @@ class EnvironmentSettings(BaseSettings):
                 raise ValueError("must be hex") from None
         return value
 
-    @field_validator("public_url", "dashboard_url")
+    @field_validator("public_url", "dashboard_url", "mcp_public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -162,6 +164,7 @@ class EnvironmentSettings(BaseSettings):
             default_tpm=self.default_tpm,
             public_url=self.public_url,
             dashboard_url=self.dashboard_url,
+            mcp_public_url=self.mcp_public_url,
             stripe_secret_key=self.stripe_secret_key,
             stripe_webhook_secret=self.stripe_webhook_secret,
             stripe_api_base=self.stripe_api_base,

@@ -74,8 +74,8 @@ def _nonces(request: Request) -> LoginNonces:
 
 
 def _policy(request: Request) -> LoginPolicy:
-    """Messages must name this API's public host (where the consent page is served)."""
-    return LoginPolicy(domain=urlsplit(platform_of(request).settings.public_url).netloc)
+    """Messages must name the host the consent page is served at (the MCP origin)."""
+    return LoginPolicy(domain=urlsplit(request.app.state.mcp.base).netloc)
 
 
 async def _pending(request: Request, request_id: str) -> PendingConsent:
@@ -102,7 +102,7 @@ async def consent_page(request: Request, request_id: str = "") -> Response:
         "scopes": {scope: SCOPE_HELP[scope] for scope in pending.scopes},
         "siwe": {
             "domain": policy.domain,
-            "uri": platform_of(request).settings.public_url + "/mcp/consent",
+            "uri": request.app.state.mcp.base + "/mcp/consent",
             "statement": STATEMENT,
             "version": "1",
             "chainId": min(policy.chain_ids),

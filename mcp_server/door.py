@@ -35,6 +35,7 @@ class McpDoor:
     asgi: ASGIApp
     resource: str
     issuer: str  # exactly as the RFC 8414 metadata says it (RFC 9207 `iss`)
+    base: str  # the origin the MCP server and its consent page are served at
 
 
 def _loopback(host: str) -> bool:
@@ -43,7 +44,7 @@ def _loopback(host: str) -> bool:
 
 def create_mcp_door(settings: Settings) -> McpDoor:
     """The door for the API at `settings.public_url` (its MCP resource is `<public_url>/mcp`)."""
-    base = settings.public_url
+    base = settings.mcp_public_url or settings.public_url
     resource = f"{base}/mcp"
     runtime = McpRuntime()
     provider = PryvAuthorizationProvider(
@@ -81,7 +82,8 @@ def create_mcp_door(settings: Settings) -> McpDoor:
     auth = server.settings.auth
     assert auth is not None
     challenged = ScopeChallenge(asgi, " ".join(SCOPES))
-    return McpDoor(runtime, provider, server, challenged, resource, str(auth.issuer_url))
+    issuer = str(auth.issuer_url)
+    return McpDoor(runtime, provider, server, challenged, resource, issuer, base)
 
 
 class ScopeChallenge:

@@ -12,9 +12,12 @@ import dataclasses
 import hashlib
 import secrets
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -481,3 +484,50 @@ async def test_pkce_code_reuse_redirects_and_refresh_rotation(gateway: McpGatewa
             "/mcp", json=listing, headers={**bearer, "origin": "https://evil.example"}
         )
         assert evil.status_code == 403  # DNS rebinding / cross-site page: refused
+
+
+async def test_pryv_serve_runs_the_mcp_server_on_its_own_port(tmp_path: Path) -> None:
+    """`pryv serve --mcp-port`: the MCP origin is its own (resource, issuer, consent host)."""
+    api_port, mcp_port = free_port(), free_port()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PRYV_DATA_DIR": str(tmp_path / "pryv"),
+        "PRYV_LOG_FORMAT": "text",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "cli.main", "serve", "--port", str(api_port),
+            "--dashboard-port", "0", "--mcp-port", str(mcp_port),
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    mcp_origin = f"http://127.0.0.1:{mcp_port}"
+    try:
+        deadline = asyncio.get_running_loop().time() + 180
+        async with httpx.AsyncClient(timeout=30) as http:
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get(f"{mcp_origin}/healthz")).status_code == 200:
+                        break
+                assert proc.poll() is None, "pryv serve died at start"
+                assert asyncio.get_running_loop().time() < deadline, "never started"
+                await asyncio.sleep(0.1)
+            metadata = await http.get(f"{mcp_origin}/.well-known/oauth-protected-resource/mcp")
+            assert metadata.json()["resource"] == f"{mcp_origin}/mcp"
+            server = await http.get(f"{mcp_origin}/.well-known/oauth-authorization-server")
+            assert server.json()["authorization_endpoint"] == f"{mcp_origin}/authorize"
+            bare = await http.post(
+                f"{mcp_origin}/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                headers={"accept": "application/json, text/event-stream"},
+            )
+            assert bare.status_code == 401
+            api = await http.get(f"http://127.0.0.1:{api_port}/healthz")
+            assert api.status_code == 200
+    finally:
+        proc.kill()
+        proc.wait()

@@ -124,8 +124,12 @@ function revokeDialog() {
 }
 
 function keyRow(key) {
+  // An MCP client's connection is a key whose secret nobody holds: marked, revocable the same way.
+  const name = key.kind === "mcp_connection"
+    ? el("td", {}, key.name, " ", el("span", { class: "badge connection", title: `Scopes: ${(key.scopes || []).join(" ")}` }, "MCP"))
+    : el("td", {}, key.name);
   return el("tr", { "data-key-id": key.id },
-    el("td", {}, key.name),
+    name,
     el("td", {}, el("code", {}, `${key.prefix}_…${key.last4}`)),
     el("td", {}, el("span", { class: `badge ${key.env}` }, key.env)),
     el("td", {}, el("span", { class: `badge ${key.status}` }, key.status)),
@@ -146,8 +150,11 @@ export async function render(main, state) {
     await busy(button, "Signing…", async () => {
       const signed = await signAction(state.session, "revoke", key.id);
       const revoked = await api(`/app/api/keys/${encodeURIComponent(key.id)}`, { method: "DELETE", body: signed });
-      announce(`Key “${revoked.name}” revoked.`);
-      await load(true);
+      announce(`Key “${key.name}” revoked.`);
+      // The DELETE's answer is the truth (the key list may not have applied it yet): redraw
+      // this row from it rather than re-reading a list that can still say "active".
+      const current = listBody.querySelector(`tr[data-key-id="${CSS.escape(key.id)}"]`);
+      if (current) current.replaceWith(row({ ...key, ...revoked }));
     });
   }
 
