@@ -531,3 +531,84 @@ async def test_pryv_serve_runs_the_mcp_server_on_its_own_port(tmp_path: Path) ->
     finally:
         proc.kill()
         proc.wait()
+
+
+MODERN_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+async def test_raw_http_pins_the_headers_of_both_eras(gateway: McpGateway) -> None:
+    """Conformance over raw HTTP: the 2025 handshake's session header, and 2026-07-28's
+    sessionless requests whose Mcp-Method / Mcp-Name headers must match the body."""
+    key = await gateway.funded_key(env="test")
+    token = await gateway.planted_token(
+        scopes=["pryv:read", "pryv:chat"], subject=parse_api_key(key).key_id
+    )
+    headers = {"accept": "application/json, text/event-stream", "authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        hello = await http.post(
+            gateway.mcp_url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "1"},
+                },
+            },
+            headers=headers,
+        )
+        assert hello.status_code == 200 and hello.headers.get("mcp-session-id")
+        assert '"protocolVersion":"2025-11-25"' in hello.text.replace(" ", "")
+        session = {
+            **headers,
+            "mcp-session-id": hello.headers["mcp-session-id"],
+            "mcp-protocol-version": "2025-11-25",
+        }
+        listed = await http.post(
+            gateway.mcp_url,
+            json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            headers=session,
+        )
+        assert listed.status_code == 200 and '"chat"' in listed.text
+
+        modern = {**headers, "mcp-protocol-version": "2026-07-28"}
+        discover = await http.post(
+            gateway.mcp_url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "server/discover",
+                "params": {"_meta": MODERN_META},
+            },
+            headers={**modern, "mcp-method": "server/discover"},
+        )
+        assert discover.status_code == 200 and "mcp-session-id" not in discover.headers
+        assert "tools" in discover.json()["result"]["capabilities"]
+        body = {
+            "jsonrpc": "2.0",
+            "id": 4,
+            "method": "tools/call",
+            "params": {"name": "get_balance", "arguments": {}, "_meta": MODERN_META},
+        }
+        called = await http.post(
+            gateway.mcp_url,
+            json=body,
+            headers={**modern, "mcp-method": "tools/call", "mcp-name": "get_balance"},
+        )
+        assert called.status_code == 200 and called.json()["result"]["isError"] is False
+        wrong_method = await http.post(
+            gateway.mcp_url, json=body, headers={**modern, "mcp-method": "tools/list"}
+        )
+        assert wrong_method.status_code == 400
+        assert wrong_method.json()["error"]["code"] == -32020
+        wrong_name = await http.post(
+            gateway.mcp_url,
+            json=body,
+            headers={**modern, "mcp-method": "tools/call", "mcp-name": "list_keys"},
+        )
+        assert wrong_name.status_code == 400 and wrong_name.json()["error"]["code"] == -32020
