@@ -20,7 +20,7 @@ from domain.api_keys import is_valid_key_id
 from domain.errors import ErrorKind, PryvError
 from domain.money import micros_to_usd
 from privacy.controls import PII_ENTITY_TYPES, PiiConfig
-from projections import balance, keys, ledger
+from projections import balance, keys, ledger, usage
 from projections import settings as settings_projection
 from projections.balance import Balance
 from projections.keys import KeyRecord, new_key_record
@@ -139,7 +139,12 @@ async def keys_page(
         store, str(ids.account_id(wallet)), before=parse_cursor(cursor), limit=limit + 1
     )
     next_cursor = rows[limit - 1][0] if len(rows) > limit else None
-    return page_object([key_object(record) for _pos, record in rows[:limit]], next_cursor)
+    month = datetime.now(UTC).strftime("%Y-%m")
+    data = []
+    for _pos, record in rows[:limit]:
+        spent = await usage.key_month_spend(store, record.key_id, month)
+        data.append({**key_object(record), "monthSpendUsd": micros_to_usd(spent)})
+    return page_object(data, next_cursor)
 
 
 async def balance_document(store: ReadStore, wallet: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from domain import topics
 from domain.envelope import EventEnvelope
 from projections.ops import IncrField, Op
+from projections.store import ReadStore
 
 NAME = "usage"
 # First segments of the keys this projection owns (projections/keyspace.py).
@@ -36,3 +37,9 @@ def project(event: EventEnvelope) -> list[Op]:
             IncrField(key, "tokens_out", data["tokens_out"]),
         ]
     return ops
+
+
+async def key_month_spend(store: ReadStore, key_id: str, month: str) -> int:
+    """Micro-USD a key's settlements debited in `month` ("YYYY-MM", UTC)."""
+    fields = await store.get_fields(key_month_key(key_id, month))
+    return int(fields.get("micros") or 0)

@@ -302,6 +302,7 @@ async def test_oauth_flow_tools_metering_and_revocation(gateway: McpGateway) -> 
         assert sorted(s["outcome"] for s in settled) == ["ok", "ok"]
         chat_cost = next(s["actual_micros"] for s in settled if s["model"] == "fake-live")
         assert result["cost_usd"] == f"{chat_cost / 1_000_000:.6f}"
+        await gateway.settled()
         balance = (await client.call_tool("get_balance", {})).structured_content or {}
         assert balance["walletAddress"] == wallet.address.lower()
         listed = (await client.call_tool("list_keys", {})).structured_content or {}
@@ -310,6 +311,8 @@ async def test_oauth_flow_tools_metering_and_revocation(gateway: McpGateway) -> 
         shown = listed["data"][0]
         assert (shown["kind"], shown["client"]) == ("mcp_connection", "Pryv test client")
         assert shown["monthlyBudgetUsd"] == "1.000000" and shown["env"] == "live"
+        spent = sum(entry["actual_micros"] for entry in settled)
+        assert shown["monthSpendUsd"] == f"{spent / 1_000_000:.6f}"  # its own spend, shown
         log = await asyncio.to_thread(gateway.platform.app.read_log, 0, 1_000_000)
         [grant] = [e.data for e in log if e.topic == topics.ACCOUNT_CONNECTION_AUTHORIZED]
         assert grant["key_id"] == connection_id and "pryv:chat" in grant["scopes"]

@@ -134,7 +134,15 @@ function keyRow(key) {
     el("td", {}, el("span", { class: `badge ${key.env}` }, key.env)),
     el("td", {}, el("span", { class: `badge ${key.status}` }, key.status)),
     el("td", {}, when(key.createdAt)),
-    el("td", {}, when(key.lastUsedAt)));
+    el("td", {}, when(key.lastUsedAt)),
+    el("td", { "data-testid": "month-spend" }, spend(key)));
+}
+
+// What the key (or connection) spent this month, against its monthly budget when it has one.
+function spend(key) {
+  if (key.monthSpendUsd === undefined) return "—";
+  const spent = `$${Number(key.monthSpendUsd).toFixed(2)}`;
+  return key.monthlyBudgetUsd ? `${spent} of $${Number(key.monthlyBudgetUsd).toFixed(2)}` : spent;
 }
 
 export async function render(main, state) {
@@ -176,7 +184,7 @@ export async function render(main, state) {
     if (reset) listBody.replaceChildren();
     for (const key of page.data) listBody.append(row(key));
     if (listBody.children.length === 0) {
-      listBody.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No keys yet: create one above.")));
+      listBody.append(el("tr", {}, el("td", { colspan: "8", class: "muted" }, "No keys yet: create one above.")));
     }
     cursor = page.nextCursor;
     more.hidden = !page.hasMore;
@@ -200,7 +208,7 @@ export async function render(main, state) {
       el("div", { class: "table-wrap" },
         el("table", { id: "keys-table" },
           el("caption", { class: "sr-only" }, "API keys, newest first. Secrets are never shown here."),
-          el("thead", {}, el("tr", {}, ...["Name", "Key", "Env", "Status", "Created", "Last used", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
+          el("thead", {}, el("tr", {}, ...["Name", "Key", "Env", "Status", "Created", "Last used", "This month", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
           listBody)),
       el("div", { class: "actions" }, more)),
     confirmer.dialog,
