@@ -11,10 +11,12 @@ Codes and tokens are random, stored only as SHA-256 digests (infra.oauth_state).
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp.server.auth.provider import (
     AccessToken,
@@ -27,9 +29,11 @@ from mcp.server.auth.provider import (
     TokenError,
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from pydantic import ValidationError
 
 from domain.api_keys import is_valid_key_id
 from infra.oauth_state import OAuthState, digest
+from infra.safe_fetch import FetchRejected, fetch_body
 from mcp_server.runtime import McpRuntime
 from projections import keys
 
@@ -45,6 +49,7 @@ PENDING_TTL = 15 * 60  # a consent page left open longer starts over
 CODE_TTL = 5 * 60
 ACCESS_TTL = 3600
 REFRESH_TTL = 30 * 24 * 3600
+CIMD_MAX_BYTES = 5_000  # the draft's recommended cap
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,15 @@ class PendingConsent:
     resource: str
 
 
+def _shown_name(client: OAuthClientInformationFull) -> str:
+    """The client's name for the consent page; a metadata-document client with the host that
+    serves its document (the one thing about it that cannot be made up)."""
+    name = client.client_name or str(client.client_id)
+    if str(client.client_id).startswith("https://"):
+        return f"{name} ({urlsplit(str(client.client_id)).hostname})"
+    return name
+
+
 class PryvAuthorizationProvider:
     """The SDK's OAuthAuthorizationServerProvider over Pryv's platform and OAuth state."""
 
@@ -69,6 +83,7 @@ class PryvAuthorizationProvider:
         self.runtime = runtime
         self.resource = resource  # the MCP URL every token is bound to
         self.consent_url = consent_url
+        self.fetch_options: dict[str, Any] = {}  # tests: resolver / allow_addresses / verify
 
     @property
     def state(self) -> OAuthState:
@@ -77,8 +92,59 @@ class PryvAuthorizationProvider:
     # --- clients ---------------------------------------------------------------------------
 
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        if client_id.startswith("https://"):
+            return await self._metadata_document(client_id)
         doc = await self.state.get("client", client_id)
         return None if doc is None else OAuthClientInformationFull.model_validate(doc)
+
+    async def _metadata_document(self, url: str) -> OAuthClientInformationFull | None:
+        """A Client ID Metadata Document (draft-ietf-oauth-client-id-metadata-document): the
+        client is the JSON document at its client_id URL, fetched without redirects under the
+        SSRF policy of infra.safe_fetch (no special-use addresses), at most 5 KB; only public
+        clients (`none`), and the document must name itself. Valid documents are cached for an
+        hour; failures never are."""
+        cached = await self.state.get("cimd", digest(url))
+        if cached is not None:
+            return OAuthClientInformationFull.model_validate(cached)
+        parts = urlsplit(url)
+        segments = parts.path.split("/")
+        if (
+            not parts.path.strip("/")
+            or "." in segments
+            or ".." in segments
+            or parts.fragment
+            or parts.username
+            or parts.password
+        ):
+            return None
+        try:
+            fetched = await fetch_body(
+                url,
+                content_types={"application/json"},
+                max_bytes=CIMD_MAX_BYTES,
+                timeout=5.0,
+                max_redirects=0,
+                **self.fetch_options,
+            )
+            doc = json.loads(fetched.body)
+        except (FetchRejected, ValueError):
+            return None
+        if not isinstance(doc, dict) or doc.get("client_id") != url or "client_secret" in doc:
+            return None
+        if doc.get("token_endpoint_auth_method", "none") != "none":
+            return None
+        try:
+            info = OAuthClientInformationFull.model_validate(
+                {**doc, "token_endpoint_auth_method": "none"}
+            )
+        except ValidationError:
+            return None
+        if not info.redirect_uris:
+            return None
+        await self.state.put(
+            "cimd", digest(url), info.model_dump(mode="json", exclude_none=True), 3600
+        )
+        return info
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         if not client_info.redirect_uris:
@@ -111,7 +177,7 @@ class PryvAuthorizationProvider:
         pending = PendingConsent(
             id=secrets.token_urlsafe(24),
             client_id=str(client.client_id),
-            client_name=client.client_name or str(client.client_id),
+            client_name=_shown_name(client),
             redirect_uri=str(params.redirect_uri),
             redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
             code_challenge=params.code_challenge,

@@ -35,6 +35,7 @@ def authorization_server_metadata(issuer: str) -> dict[str, Any]:
     doc["token_endpoint_auth_methods_supported"] = AUTH_METHODS
     doc["revocation_endpoint_auth_methods_supported"] = AUTH_METHODS
     doc["authorization_response_iss_parameter_supported"] = True
+    doc["client_id_metadata_document_supported"] = True
     return doc
 
 

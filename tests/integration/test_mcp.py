@@ -10,13 +10,17 @@ import base64
 import contextlib
 import dataclasses
 import hashlib
+import json
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -37,7 +41,7 @@ from mcp.shared.auth import (
 
 from api.app import create_app
 from bootstrap.platform import Platform, open_platform
-from domain import topics
+from domain import ids, topics
 from domain.api_keys import parse_api_key
 from domain.money import usd_to_micros
 from domain.siwe import SiweMessage, format_siwe_message
@@ -615,3 +619,127 @@ async def test_raw_http_pins_the_headers_of_both_eras(gateway: McpGateway) -> No
             headers={**modern, "mcp-method": "tools/call", "mcp-name": "list_keys"},
         )
         assert wrong_name.status_code == 400 and wrong_name.json()["error"]["code"] == -32020
+
+
+@pytest.fixture
+def client_document_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, dict[str, Any]]]:
+    """An https server for `client.test` (a self-signed certificate the test trusts) serving
+    whatever `documents[path]` holds as JSON: where a CIMD client keeps its metadata."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client.test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("client.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    documents: dict[str, Any] = {}
+
+    class Documents(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            found = documents.get(self.path)
+            body = json.dumps(found).encode() if found is not None else b"{}"
+            self.send_response(200 if found is not None else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Documents)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], ssl.create_default_context(cadata=cert_pem.decode()), documents
+    server.shutdown()
+    server.server_close()
+
+
+async def test_client_id_metadata_documents(
+    gateway: McpGateway, client_document_server: tuple[int, ssl.SSLContext, dict[str, Any]]
+) -> None:
+    """A client whose client_id is an https URL is the document there: no registration."""
+    port, trust, documents = client_document_server
+    assert gateway.door is not None
+
+    async def resolve(host: str, _port: int) -> list[str]:
+        assert host == "client.test"
+        return ["127.0.0.1"]
+
+    gateway.door.provider.fetch_options = {
+        "resolver": resolve,
+        "allow_addresses": ["127.0.0.1"],
+        "verify": trust,
+    }
+    client_id = f"https://client.test:{port}/oauth/client.json"
+    documents["/oauth/client.json"] = {
+        "client_id": client_id,
+        "client_name": "Doc client",
+        "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none",
+    }
+    impostor = f"https://client.test:{port}/oauth/impostor.json"
+    documents["/oauth/impostor.json"] = {**documents["/oauth/client.json"]}  # names another URL
+    verifier, challenge = pkce()
+    query = {
+        "response_type": "code",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": "s",
+        "redirect_uri": REDIRECT,
+    }
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        server = (await http.get("/.well-known/oauth-authorization-server")).json()
+        assert server["client_id_metadata_document_supported"] is True
+        for refused in (impostor, f"https://client.test:{port}/missing.json"):
+            answer = await http.get("/authorize", params={**query, "client_id": refused})
+            assert answer.status_code == 400, refused
+        foreign = await http.get(
+            "/authorize",
+            params={**query, "client_id": client_id, "redirect_uri": "http://127.0.0.1:9/x"},
+        )
+        assert foreign.status_code == 400
+        url = httpx.URL("/authorize", params={**query, "client_id": client_id})
+        wallet = SigningWallet.create()
+        consented = await consent(gateway.url, str(url), wallet, env="test")
+        code = parse_qs(urlsplit(consented["redirectTo"]).query)["code"][0]
+        token = await http.post(
+            "/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "client_id": client_id,
+                "code_verifier": verifier,
+            },
+        )
+        assert token.status_code == 200, token.text
+    await gateway.settled()
+    listed = await gateway.platform.read_store.get_fields(
+        f"key:{ids.api_key_id(consented['connectionId'])}"
+    )
+    assert listed["connection_client"] == "Doc client (client.test)"
