@@ -158,19 +158,26 @@ class Exchange:
     prepared: Prepared
     metadata: dict[str, str]
     settled: bool = False
+    spent: Usage | None = None
 
     def settle(self, spent: Usage, outcome: str) -> None:
         """The one settlement of this request; later calls are no-ops (a stream has several
         places that may be the last to see it)."""
         if self.settled:
             return
-        self.settled = True
+        self.settled, self.spent = True, spent
         # A task of its own: the answer does not wait for the debit's commit, and a caller that
         # hangs up cannot cancel it. A crash in the milliseconds before it commits leaves the
         # hold to the sweeper (expired, flagged).
         self.platform.meter.settle_in_background(
             self.metered, spent, outcome, pii_counts=dict(self.prepared.counts)
         )
+
+    def charged_micros(self) -> int:
+        """What the settlement debits: the cost of what was spent, never beyond the hold."""
+        if self.spent is None:
+            return 0
+        return min(cost_micros(self.metered.model, self.spent), self.metered.hold_micros)
 
     def abandoned(self, completion_text: str = "") -> Usage:
         """What a request the caller left costs once the upstream was called: the prompt (it
@@ -218,8 +225,7 @@ async def _complete(exchange: Exchange) -> Completion:
         "completion_tokens": spent.completion_tokens,
         "total_tokens": spent.total_tokens,
     }
-    charged = min(cost_micros(metered.model, spent), metered.hold_micros)
-    return Completion(answer, exchange.metadata, charged)
+    return Completion(answer, exchange.metadata, exchange.charged_micros())
 
 
 class ChatStream:
@@ -271,6 +277,11 @@ class ChatStream:
     def abandon(self) -> None:
         """The caller left before reading anything: bill the prompt (a no-op once settled)."""
         self._exchange.settle(self._exchange.abandoned(), "client_abort")
+
+    @property
+    def charged_micros(self) -> int:
+        """What the settlement debits, once the stream has ended (0 before)."""
+        return self._exchange.charged_micros()
 
     async def _relay(
         self,

@@ -26,7 +26,7 @@ from domain.errors import PryvError
 from domain.money import micros_to_usd
 from gateway import accounts
 from gateway.billing import open_checkout
-from gateway.chat import Completion
+from gateway.chat import ChatStream
 from gateway.chat_request import ChatCompletionRequest
 from gateway.models import model_object, visible_models
 from gateway.preview import PREVIEW_PRICE_MICROS, PiiPreviewRequest
@@ -159,26 +159,17 @@ class PryvTools:
                 body["piiEntities"] = pii_entities
             if max_tokens is not None:
                 body["max_tokens"] = max_tokens
+            body["stream"] = True  # streamed inside: a cancelled call bills what it used
+            body["stream_options"] = {"include_usage": True}
             try:
                 request = ChatCompletionRequest.model_validate(body)
             except ValueError as exc:
                 raise ToolError(f"validation_error: {exc}") from exc
-            result = await self.run(
+            stream = await self.run(
                 self.runtime.chat().complete(caller.identity, request, _request_id())
             )
-            assert isinstance(result, Completion)  # stream is never set here
-            choice = (result.body.get("choices") or [{}])[0]
-            usage = result.body.get("usage") or {}
-            return ChatResult(
-                text=str((choice.get("message") or {}).get("content") or ""),
-                model=str(result.body.get("model")),
-                finish_reason=choice.get("finish_reason"),
-                usage=ChatUsage(
-                    prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                    completion_tokens=int(usage.get("completion_tokens") or 0),
-                ),
-                cost_usd=micros_to_usd(result.charged_micros),
-            )
+            assert isinstance(stream, ChatStream)
+            return await self.run(_collect(stream))
 
         @server.tool(
             name="pii_preview",
@@ -310,6 +301,34 @@ class PryvTools:
     def _url(self, doc_id: str) -> str:
         page, _, anchor = doc_id.partition("#")
         return f"{self.docs_url}/{page}.md#{anchor}"
+
+
+async def _collect(stream: ChatStream) -> ChatResult:
+    """The whole answer of a stream. If the call is cancelled (the client closed it) the
+    stream is closed here, which settles what was streamed so far."""
+    parts: list[str] = []
+    usage: dict[str, Any] = {}
+    finish: str | None = None
+    model = ""
+    try:
+        async for chunk in stream:
+            model = str(chunk.get("model") or model)
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or []:
+                parts.append(str((choice.get("delta") or {}).get("content") or ""))
+                finish = choice.get("finish_reason") or finish
+    finally:
+        await stream.aclose()
+    return ChatResult(
+        text="".join(parts),
+        model=model,
+        finish_reason=finish,
+        usage=ChatUsage(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+        cost_usd=micros_to_usd(stream.charged_micros),
+    )
 
 
 def _request_id() -> str:

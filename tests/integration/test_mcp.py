@@ -45,6 +45,7 @@ from domain import ids, topics
 from domain.api_keys import parse_api_key
 from domain.money import usd_to_micros
 from domain.siwe import SiweMessage, format_siwe_message
+from domain.tokens import estimate_text_tokens
 from infra.oauth_state import digest
 from infra.settings import Settings
 from infra.wallet_signatures import sign_message
@@ -252,8 +253,15 @@ async def fund(gateway: Gateway, wallet: SigningWallet, usd: str, env: str = "li
     await gateway.settled()
 
 
-async def settlements_of(platform: Platform, key_id: str, count: int) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + 30
+async def placed_holds(platform: Platform, key_id: str) -> int:
+    log = await asyncio.to_thread(platform.app.read_log, 0, 1_000_000)
+    return sum(e.topic == topics.HOLD_PLACED and e.data["key_id"] == key_id for e in log)
+
+
+async def settlements_of(
+    platform: Platform, key_id: str, count: int, wait: float = 30
+) -> list[dict[str, Any]]:
+    deadline = asyncio.get_running_loop().time() + wait
     while True:
         log = await asyncio.to_thread(platform.app.read_log, 0, 1_000_000)
         found = [
@@ -743,3 +751,30 @@ async def test_client_id_metadata_documents(
         f"key:{ids.api_key_id(consented['connectionId'])}"
     )
     assert listed["connection_client"] == "Doc client (client.test)"
+
+
+async def test_a_cancelled_call_settles_what_it_used(gateway: McpGateway) -> None:
+    """The client gives up on a long `chat`: the server stops the upstream stream and bills
+    the prompt and what was streamed so far, not the whole answer."""
+    wallet = SigningWallet.create()
+    await fund(gateway, wallet, "5", env="test")
+    words = " ".join(f"w{i}" for i in range(400))  # echo-slow streams it back 3 chars / 30 ms
+    async with mcp_client(gateway, wallet, env="test") as (client, _tokens, answers):
+        call = asyncio.create_task(
+            client.call_tool(
+                "chat", {"model": "echo-slow", "messages": [{"role": "user", "content": words}]}
+            )
+        )
+        [connection_id] = [a["connectionId"] for a in answers]
+        deadline = asyncio.get_running_loop().time() + 120
+        while not await placed_holds(gateway.platform, connection_id):  # the upstream is called
+            assert asyncio.get_running_loop().time() < deadline and not call.done()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # some of the answer streams
+        call.cancel()  # the client gives up
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        [settled] = await settlements_of(gateway.platform, connection_id, 1, wait=60)
+    assert settled["outcome"] == "client_abort" and settled["estimated"] is True
+    assert 0 < settled["tokens_out"] < estimate_text_tokens(words)
+    assert 0 < settled["actual_micros"] < settled["held_micros"]
