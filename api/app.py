@@ -19,7 +19,7 @@ from gateway.authentication import KeyIdentityCache
 from gateway.chat import ChatService
 from gateway.preview import PreviewService
 from infra.settings import Settings
-from mcp_server import consent, metadata
+from mcp_server import consent, metadata, revocation
 from mcp_server.door import create_mcp_door
 from privacy.account_defaults import AccountSettingsCache
 from privacy.pipeline import PrivacyFilter
@@ -96,6 +96,7 @@ def create_app(
     )
     app.include_router(consent.router)
     app.include_router(metadata.router)
+    app.include_router(revocation.router)
     app.include_router(gateway.router)
     app.include_router(pii_preview.router)
     app.include_router(management.router)

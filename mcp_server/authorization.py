@@ -29,7 +29,7 @@ from mcp.server.auth.provider import (
     TokenError,
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
-from pydantic import ValidationError
+from pydantic import AnyUrl, ValidationError
 
 from domain.api_keys import is_valid_key_id
 from infra.oauth_state import OAuthState, digest
@@ -67,6 +67,26 @@ class PendingConsent:
     resource: str
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "[::1]", "::1", "localhost")
+
+
+class PryvClient(OAuthClientInformationFull):
+    """A registered client whose redirect URIs are matched exactly, except the port of a
+    loopback one: native apps listen on whatever port is free (RFC 8252 §7.3)."""
+
+    def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
+        if redirect_uri is not None and redirect_uri.scheme == "http":
+            for registered in self.redirect_uris or []:
+                if (
+                    registered.scheme == "http"
+                    and registered.host in LOOPBACK_HOSTS
+                    and (registered.host, registered.path, registered.query)
+                    == (redirect_uri.host, redirect_uri.path, redirect_uri.query)
+                ):
+                    return redirect_uri
+        return super().validate_redirect_uri(redirect_uri)
+
+
 def _shown_name(client: OAuthClientInformationFull) -> str:
     """The client's name for the consent page; a metadata-document client with the host that
     serves its document (the one thing about it that cannot be made up)."""
@@ -95,7 +115,7 @@ class PryvAuthorizationProvider:
         if client_id.startswith("https://"):
             return await self._metadata_document(client_id)
         doc = await self.state.get("client", client_id)
-        return None if doc is None else OAuthClientInformationFull.model_validate(doc)
+        return None if doc is None else PryvClient.model_validate(doc)
 
     async def _metadata_document(self, url: str) -> OAuthClientInformationFull | None:
         """A Client ID Metadata Document (draft-ietf-oauth-client-id-metadata-document): the
@@ -105,7 +125,7 @@ class PryvAuthorizationProvider:
         hour; failures never are."""
         cached = await self.state.get("cimd", digest(url))
         if cached is not None:
-            return OAuthClientInformationFull.model_validate(cached)
+            return PryvClient.model_validate(cached)
         parts = urlsplit(url)
         segments = parts.path.split("/")
         if (
@@ -134,9 +154,7 @@ class PryvAuthorizationProvider:
         if doc.get("token_endpoint_auth_method", "none") != "none":
             return None
         try:
-            info = OAuthClientInformationFull.model_validate(
-                {**doc, "token_endpoint_auth_method": "none"}
-            )
+            info = PryvClient.model_validate({**doc, "token_endpoint_auth_method": "none"})
         except ValidationError:
             return None
         if not info.redirect_uris:
@@ -151,7 +169,7 @@ class PryvAuthorizationProvider:
             raise RegistrationError("invalid_redirect_uri", "redirect_uris is required")
         for uri in client_info.redirect_uris:
             if uri.scheme not in ("https", "http") or (
-                uri.scheme == "http" and uri.host not in ("127.0.0.1", "localhost", "[::1]", "::1")
+                uri.scheme == "http" and uri.host not in LOOPBACK_HOSTS
             ):
                 raise RegistrationError(
                     "invalid_redirect_uri",

@@ -425,6 +425,13 @@ async def test_api_keys_bad_origins_and_unknown_tokens_are_refused(gateway: McpG
             gateway.mcp_url, json=init, headers={**headers, "authorization": f"Bearer {narrow}"}
         )
         assert scoped.status_code == 403 and "insufficient_scope" in scoped.text
+        expired = await gateway.planted_token(
+            subject=parse_api_key(key).key_id, expires_at=int(time.time()) - 1
+        )
+        late = await http.post(
+            gateway.mcp_url, json=init, headers={**headers, "authorization": f"Bearer {expired}"}
+        )
+        assert late.status_code == 401  # past its expiry, even while still stored
 
 
 def pkce() -> tuple[str, str]:
@@ -463,6 +470,18 @@ async def test_pkce_code_reuse_redirects_and_refresh_rotation(gateway: McpGatewa
             "/authorize", params={**query, "redirect_uri": "http://127.0.0.1:1/other"}
         )
         assert wrong_redirect.status_code == 400
+        other_port = await http.get(  # a native app's loopback listener moved port: RFC 8252
+            "/authorize", params={**query, "redirect_uri": "http://127.0.0.1:40001/callback"}
+        )
+        assert other_port.status_code == 302
+        assert other_port.headers["location"].startswith(f"{gateway.url}/mcp/consent?")
+        elsewhere = await http.get(
+            "/authorize",
+            params={**query, "redirect_uri": REDIRECT, "resource": "https://other.example/mcp"},
+        )
+        assert elsewhere.status_code == 302  # refused to the client, as OAuth errors go
+        assert "error=invalid_request" in elsewhere.headers["location"]
+        assert elsewhere.headers["location"].startswith(REDIRECT)
         url = httpx.URL("/authorize", params={**query, "redirect_uri": REDIRECT})
         answer = await consent(gateway.url, str(url), wallet, env="test")
         code = parse_qs(urlsplit(answer["redirectTo"]).query)["code"][0]
@@ -498,6 +517,13 @@ async def test_pkce_code_reuse_redirects_and_refresh_rotation(gateway: McpGatewa
         evil = await http.post(
             "/mcp", json=listing, headers={**bearer, "origin": "https://evil.example"}
         )
+        revoked = await http.post(
+            "/revoke",
+            data={"token": rotated.json()["access_token"], "client_id": client_id},
+        )
+        assert revoked.status_code == 200, revoked.text
+        after = await http.post("/mcp", json=listing, headers=bearer)
+        assert after.status_code == 401  # RFC 7009: a revoked token is refused at once
         assert evil.status_code == 403  # DNS rebinding / cross-site page: refused
 
 
