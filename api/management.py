@@ -8,7 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from api.context import platform_of
-from api.management_schemas import CreateKeyRequest, RevokeKeyRequest, SettingsUpdate
+from api.management_schemas import (
+    CreateKeyRequest,
+    RevokeKeyRequest,
+    SettingsUpdate,
+    UpdateKeyRequest,
+)
 from api.wallet_auth import WalletFields, authenticate_wallet, wallet_fields_from_request
 from domain.wallet_messages import WalletAction
 from gateway import accounts
@@ -58,6 +63,15 @@ async def list_keys(
     return await accounts.keys_page(
         platform_of(request).read_store, wallet, cursor=cursor, limit=limit
     )
+
+
+@router.patch("/keys/{key_id}")
+async def update_key(request: Request, key_id: str, body: UpdateKeyRequest) -> dict[str, Any]:
+    """Change a key's (or an MCP connection's) name, models, RPM/TPM, monthly budget or
+    expiry; fields left out keep their values, `null` clears a limit. Every instance applies
+    the new terms before this answers."""
+    wallet = await _auth(request, body, WalletAction.UPDATE, key_id)
+    return await accounts.update_key(platform_of(request), wallet, key_id, body.changes())
 
 
 @router.delete("/keys/{key_id}")

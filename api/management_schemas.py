@@ -43,3 +43,22 @@ class RevokeKeyRequest(WalletFields):
 class SettingsUpdate(WalletFields):
     privacy: PrivacyDefaults | None = None
     consent: Consent | None = None
+
+
+class UpdateKeyRequest(WalletFields):
+    """The terms to change; a field left out keeps its value, `null` clears a limit."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    models: list[str] | None = Field(default=None, max_length=100)
+    rpm: int | None = Field(default=None, ge=1, le=1_000_000)
+    tpm: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    monthly_budget_usd: Decimal | None = Field(
+        default=None, alias="monthlyBudgetUsd", gt=0, le=1_000_000, decimal_places=6
+    )
+    expires_at: datetime | None = Field(default=None, alias="expiresAt")
+
+    def changes(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.model_fields_set & _TERMS}
+
+
+_TERMS = frozenset({"name", "models", "rpm", "tpm", "monthly_budget_usd", "expires_at"})

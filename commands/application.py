@@ -7,7 +7,7 @@ catch up (read-your-writes), and reports deterministic-id collisions as duplicat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -242,32 +242,33 @@ class PryvApplication(Application[UUID]):
         return key
 
     def change_key_limits(
-        self,
-        *,
-        wallet: str,
-        key_id: str,
-        name: str | None = None,
-        models: Iterable[str] | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-        monthly_budget_micros: int | None = None,
-        expires_at: datetime | None = None,
+        self, *, wallet: str, key_id: str, changes: Mapping[str, Any]
     ) -> CommandResult:
-        """Replace a key's limits; arguments left as None keep their current value."""
+        """Change some of a key's terms (name, models, rpm, tpm, monthly_budget_micros,
+        expires_at); a term absent from `changes` keeps its value, a None clears it. Nothing
+        new is a duplicate."""
         key = self._owned_key(wallet, key_id)
+        current: dict[str, Any] = {
+            "name": key.name,
+            "models": sorted(key.models),
+            "rpm": key.rpm,
+            "tpm": key.tpm,
+            "monthly_budget_micros": key.monthly_budget_micros,
+            "expires_at": key.expires_at,
+        }
+        unknown = sorted(set(changes) - set(current))
+        if unknown:
+            raise InvalidCommand(f"not a key term: {', '.join(unknown)}")
+        wanted = {**current, **changes}
+        wanted["models"] = sorted(set(wanted["models"] or ()))
+        if isinstance(wanted["expires_at"], datetime):
+            wanted["expires_at"] = _iso(wanted["expires_at"])
+        if wanted["name"] is None:
+            raise InvalidCommand("a key keeps a name")
+        if wanted == current:
+            return CommandResult(key.id, None, duplicate=True)
         try:
-            key.change_limits(
-                name=key.name if name is None else name,
-                models=key.models if models is None else sorted(set(models)),
-                rpm=key.rpm if rpm is None else rpm,
-                tpm=key.tpm if tpm is None else tpm,
-                monthly_budget_micros=(
-                    key.monthly_budget_micros
-                    if monthly_budget_micros is None
-                    else monthly_budget_micros
-                ),
-                expires_at=key.expires_at if expires_at is None else _iso(expires_at),
-            )
+            key.change_limits(**wanted)
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
         recordings = self.save(key)

@@ -24,6 +24,7 @@ class WalletAction(StrEnum):
     CREATE = "create"
     LIST = "list"
     REVOKE = "revoke"
+    UPDATE = "update"
     BALANCE = "balance"
     LEDGER = "ledger"
     CHECKOUT = "checkout"

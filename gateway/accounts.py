@@ -20,7 +20,7 @@ from domain.api_keys import is_valid_key_id
 from domain.errors import ErrorKind, PryvError
 from domain.money import micros_to_usd
 from privacy.controls import PII_ENTITY_TYPES, PiiConfig
-from projections import balance, keys, ledger, usage
+from projections import balance, keys, ledger, ratelimit_config, usage
 from projections import settings as settings_projection
 from projections.balance import Balance
 from projections.keys import KeyRecord, new_key_record
@@ -218,6 +218,41 @@ async def create_key(
         platform.settings.revocation_wait_seconds,
     )
     return {**key_object(new_key_record(created.key)), "key": created.issued.token}
+
+
+async def update_key(
+    platform: Platform, wallet: str, key_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Change some of a key's (or a connection's) terms: name, models, rpm, tpm,
+    monthly_budget_usd, expires_at; a given None clears a limit. Answers once every instance's
+    admission sees the new terms (read-your-writes, like revocation)."""
+    if not is_valid_key_id(key_id):
+        raise KeyNotFound(key_id)
+    terms = dict(changes)
+    if "monthly_budget_usd" in terms:
+        terms["monthly_budget_micros"] = budget_micros(terms.pop("monthly_budget_usd"))
+    if terms.get("expires_at") is not None:
+        terms["expires_at"] = key_expiry(terms["expires_at"], None)
+    try:
+        result = await asyncio.to_thread(
+            platform.app.change_key_limits, wallet=wallet, key_id=key_id, changes=terms
+        )
+    except NotFound as exc:
+        raise KeyNotFound(key_id) from exc
+    except InvalidCommand as exc:
+        raise PryvError(str(exc), code="invalid_params") from exc
+    if result.position is not None:
+        for name in (keys.NAME, ratelimit_config.NAME):
+            await wait_until_applied(
+                platform.read_store,
+                name,
+                result.position,
+                platform.settings.revocation_wait_seconds,
+            )
+    record = await keys.read_key(platform.read_store, key_id)
+    if record is None:
+        raise KeyNotFound(key_id)
+    return {**key_object(record), "unchanged": result.duplicate}
 
 
 async def revoke_key(platform: Platform, wallet: str, key_id: str, reason: str) -> dict[str, Any]:

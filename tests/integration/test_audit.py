@@ -72,7 +72,7 @@ def write_history(platform: Platform, tag: str = "") -> None:
             expires_at=None,
             pepper=platform.settings.key_pepper,
         ).issued.key_id
-        app.change_key_limits(wallet=wallet, key_id=key_id, rpm=30)
+        app.change_key_limits(wallet=wallet, key_id=key_id, changes={"rpm": 30})
         app.record_purchase(source_id=f"cs_{n}{tag}", wallet=wallet, usd_micros=20_000_000)
         app.grant_credits(
             wallet=wallet,

@@ -12,8 +12,10 @@ import pytest
 
 from api.app import create_app
 from bootstrap.platform import Platform
+from commands.positions import wait_until_applied
 from domain.api_keys import hash_api_key, parse_api_key
 from projections import keys as keys_projection
+from projections.catalog import PROJECTIONS
 from tests.wallets import STALE, SigningWallet
 from workers.embedded import running_workers
 
@@ -219,3 +221,67 @@ async def test_bad_create_bodies_are_400(
     response = await client.post("/api/v1/keys", json={**wallet.fields("create"), **body})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+async def test_update_key_terms(client: httpx.AsyncClient, platform: Platform) -> None:
+    """PATCH changes what it names, keeps the rest, clears with null, takes effect at once."""
+    wallet = SigningWallet.create()
+    created = await create_key(
+        client, wallet, env="test", rpm=60, monthlyBudgetUsd="25", models=["pryv-echo"]
+    )
+    key_id = created["id"]
+
+    async def patch(body: dict[str, Any], action: str = "update", key: str = key_id) -> Any:
+        fields = wallet.fields(action, key)
+        return await client.patch(f"/api/v1/keys/{key_id}", json={**fields, **body})
+
+    changed = await patch({"name": "Renamed", "rpm": 1, "monthlyBudgetUsd": None})
+    assert changed.status_code == 200, changed.text
+    doc = changed.json()
+    assert (doc["name"], doc["rpm"], doc["monthlyBudgetUsd"]) == ("Renamed", 1, None)
+    assert doc["models"] == ["pryv-echo"] and doc["unchanged"] is False  # kept
+    again = await patch({"rpm": 1})
+    assert again.json()["unchanged"] is True  # nothing new: no event
+    # The new RPM holds on the very next requests (the limits projection was awaited).
+    granted = await asyncio.to_thread(
+        platform.app.grant_credits,
+        wallet=wallet.address.lower(),
+        env="test",
+        amount_micros=5_000_000,
+        reason="t",
+        granted_by="t",
+        grant_ref=f"{key_id}-g",
+    )
+    assert granted.position is not None
+    for name in PROJECTIONS:
+        assert await wait_until_applied(platform.read_store, name, granted.position, 30)
+    ask = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi"}]}
+    bearer = {"Authorization": f"Bearer {created['key']}"}
+    statuses = []
+    for _ in range(2):
+        answer = await client.post("/v1/chat/completions", json=ask, headers=bearer)
+        statuses.append(answer.status_code)
+    assert statuses[-1] == 429
+    log = await asyncio.to_thread(platform.app.read_log, 0, 1_000_000)
+    assert sum(e.topic == "pryv.ApiKey.LimitsChanged.v1" for e in log) == 1
+
+    wrong_action = await patch({"rpm": 5}, action="revoke")
+    assert (
+        wrong_action.status_code == 403
+        and wrong_action.json()["error"]["code"] == "ACTION_MISMATCH"
+    )
+    other_key = await patch({"rpm": 5}, key="someOtherKey1234")
+    assert other_key.status_code == 403 and other_key.json()["error"]["code"] == "KEY_ID_MISMATCH"
+    unknown = await client.patch(
+        "/api/v1/keys/AAAAAAAAAAAAAAAA", json={**wallet.fields("update", "AAAAAAAAAAAAAAAA")}
+    )
+    assert unknown.status_code == 404
+    past = await patch({"expiresAt": "2020-01-01T00:00:00Z"})
+    assert past.status_code == 400 and past.json()["error"]["param"] == "expiresAt"
+    extra = await patch({"secret": "x"})
+    assert extra.status_code == 400
+    revoked = await client.request(
+        "DELETE", f"/api/v1/keys/{key_id}", headers=wallet.headers("revoke", key_id)
+    )
+    assert revoked.status_code == 200
+    assert (await patch({"rpm": 9})).status_code == 400  # a revoked key cannot change

@@ -333,6 +333,19 @@ async def test_oauth_flow_tools_metering_and_revocation(gateway: McpGateway) -> 
         page = await client.call_tool("fetch", {"id": found["results"][0]["id"]})
         assert not page.is_error
 
+        # The connection's limits change like a key's: the next call obeys them.
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+            narrowed = await http.patch(
+                f"/api/v1/keys/{connection_id}",
+                json={**wallet.fields("update", connection_id), "monthlyBudgetUsd": "0.000001"},
+            )
+        assert narrowed.status_code == 200, narrowed.text
+        assert narrowed.json()["kind"] == "mcp_connection"
+        capped = await client.call_tool(
+            "chat", {"model": "fake-live", "messages": [{"role": "user", "content": "again"}]}
+        )
+        assert capped.is_error and "budget_exceeded" in str(capped.content[0])
+
         # Revoked in the key list (as the dashboard does): the next call is refused 401.
         await asyncio.to_thread(
             gateway.platform.app.revoke_key,
