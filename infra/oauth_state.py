@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as redis
 
+from domain.errors import ServiceUnavailable
+
 MAX_MEMORY_ENTRIES = 100_000
 
 
@@ -47,7 +49,7 @@ class MemoryOAuthState:
             now = time.monotonic()
             self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
             if len(self._entries) >= self._max:
-                raise RuntimeError("too many pending OAuth entries")
+                raise ServiceUnavailable("too many pending authorizations; retry later")
         self._entries[(kind, key)] = (time.monotonic() + ttl_seconds, json.dumps(doc))
 
     async def get(self, kind: str, key: str) -> dict[str, Any] | None:

@@ -210,12 +210,15 @@ class PryvAuthorizationProvider:
         doc = await self.state.get("consent", request_id)
         return None if doc is None else PendingConsent(**doc)
 
+    async def claim(self, request_id: str) -> PendingConsent | None:
+        """The pending consent, taken: it is answered once, even by two racing posts."""
+        doc = await self.state.take("consent", request_id)
+        return None if doc is None else PendingConsent(**doc)
+
     async def grant(
         self, pending: PendingConsent, connection_key_id: str, scopes: list[str]
     ) -> str:
-        """The consent was signed and the connection created: a code for the client."""
-        if await self.state.take("consent", pending.id) is None:
-            raise AuthorizeError("access_denied", "this consent request was already answered")
+        """The claimed consent was signed and the connection created: a code for the client."""
         code = secrets.token_urlsafe(32)
         doc = {
             "code": "",

@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 from eth_utils.address import to_checksum_address
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from mcp.server.auth.provider import AuthorizeError, construct_redirect_uri
+from mcp.server.auth.provider import construct_redirect_uri
 from pydantic import BaseModel, ConfigDict, Field
 
 from bootstrap.platform import Platform
-from domain.errors import ErrorKind, PryvError
-from domain.siwe import LoginPolicy, SiweError
+from domain.errors import PryvError
+from domain.siwe import LoginPolicy
 from domain.wallet_messages import WalletAuthError
 from gateway import accounts
 from gateway.sign_in import LoginNonces, nonce_secret, verify_login
@@ -130,21 +130,21 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
     extra = sorted(set(scopes) - set(pending.scopes))
     if extra:
         raise PryvError(f"not requested by the client: {' '.join(extra)}", code="invalid_scope")
-    try:
-        wallet = await verify_login(
-            body.message,
-            body.signature,
-            policy=_policy(request),
-            nonces=_nonces(request),
-            store=platform.nonces,
-            now=datetime.now(UTC),
-        )
-    except SiweError as exc:
-        raise PryvError(exc.message, code=exc.code, kind=ErrorKind.PERMISSION) from exc
+    wallet = await verify_login(
+        body.message,
+        body.signature,
+        policy=_policy(request),
+        nonces=_nonces(request),
+        store=platform.nonces,
+        now=datetime.now(UTC),
+    )  # a SiweError is a PryvError: 403 with its code
+    claimed = await _provider(request).claim(pending.id)
+    if claimed is None:
+        raise PryvError("this authorization request was already answered", code="consent_expired")
     connection = await accounts.create_key(
         platform,
         wallet,
-        name=f"MCP: {pending.client_name}"[:100],
+        name=f"MCP: {claimed.client_name}"[:100],
         env=body.env,
         models=[],
         rpm=body.rpm,
@@ -157,15 +157,11 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
         platform.app.authorize_connection,
         wallet=wallet,
         key_id=str(connection["id"]),
-        client_id=pending.client_id,
-        client_name=pending.client_name,
+        client_id=claimed.client_id,
+        client_name=claimed.client_name,
         scopes=scopes,
     )
-    try:
-        code = await _provider(request).grant(pending, str(connection["id"]), scopes)
-    except AuthorizeError as exc:
-        message = exc.error_description or exc.error
-        raise PryvError(message, code="consent_expired") from exc
+    code = await _provider(request).grant(claimed, str(connection["id"]), scopes)
     issuer: str = request.app.state.mcp.issuer
     return {
         "object": "mcp.consent_result",

@@ -817,3 +817,50 @@ async def test_a_cancelled_call_settles_what_it_used(gateway: McpGateway) -> Non
     assert settled["outcome"] == "client_abort" and settled["estimated"] is True
     assert 0 < settled["tokens_out"] < estimate_text_tokens(words)
     assert 0 < settled["actual_micros"] < settled["held_micros"]
+
+
+async def test_consent_needs_the_wallets_own_fresh_signature(gateway: McpGateway) -> None:
+    wallet, thief = SigningWallet.create(), SigningWallet.create()
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
+        registered = await http.post(
+            "/register",
+            json={
+                "client_name": "c",
+                "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "none",
+            },
+        )
+        _verifier, challenge = pkce()
+        sent = await http.get(
+            "/authorize",
+            params={
+                "response_type": "code",
+                "client_id": registered.json()["client_id"],
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "redirect_uri": REDIRECT,
+            },
+        )
+        request_id = parse_qs(urlsplit(sent.headers["location"]).query)["request"][0]
+
+        sent_bodies: list[dict[str, Any]] = []
+
+        async def post(signer: SigningWallet) -> httpx.Response:
+            facts = (
+                await http.get(
+                    "/mcp/consent",
+                    params={"request": request_id},
+                    headers={"accept": "application/json"},
+                )
+            ).json()
+            text = siwe_text(wallet, facts)
+            _address, signature = sign_message(signer.private_key, text)
+            body = {"request": request_id, "message": text, "signature": signature, "env": "test"}
+            sent_bodies.append(body)
+            return await http.post("/mcp/consent", json=body)
+
+        forged = await post(thief)  # a message naming the wallet, signed by someone else
+        assert forged.status_code == 403 and forged.json()["error"]["code"] == "SIGNATURE_INVALID"
+        assert (await post(wallet)).status_code == 200
+        replay = await http.post("/mcp/consent", json=sent_bodies[-1])  # the same, once more
+        assert replay.status_code == 400 and replay.json()["error"]["code"] == "consent_expired"
