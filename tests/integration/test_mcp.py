@@ -52,6 +52,7 @@ from infra.wallet_signatures import sign_message
 from mcp_server.door import McpDoor
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, write_catalog
+from tests.tls import self_signed
 from tests.wallets import SigningWallet
 from workers.embedded import running_workers
 
@@ -672,35 +673,7 @@ async def test_raw_http_pins_the_headers_of_both_eras(gateway: McpGateway) -> No
 def client_document_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext, dict[str, Any]]]:
     """An https server for `client.test` (a self-signed certificate the test trusts) serving
     whatever `documents[path]` holds as JSON: where a CIMD client keeps its metadata."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client.test")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("client.test")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (tmp_path / "cert.pem").write_bytes(cert_pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    server_context, trust = self_signed("client.test", tmp_path)
     documents: dict[str, Any] = {}
 
     class Documents(BaseHTTPRequestHandler):
@@ -717,11 +690,9 @@ def client_document_server(tmp_path: Path) -> Iterator[tuple[int, ssl.SSLContext
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Documents)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], ssl.create_default_context(cadata=cert_pem.decode()), documents
+    yield server.server_address[1], trust, documents
     server.shutdown()
     server.server_close()
 

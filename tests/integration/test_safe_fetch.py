@@ -10,7 +10,6 @@ so every refusal test also asserts that the canary saw nothing.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import gzip
 import ipaddress
 import json
@@ -33,6 +32,7 @@ from infra.safe_fetch import (
     html_to_text,
     is_forbidden_address,
 )
+from tests.tls import self_signed
 
 PAGE_IP = "127.0.0.2"
 CANARY_IP = "127.0.0.1"
@@ -448,44 +448,14 @@ def _assert_safe_reason(reason: str) -> None:
 
 @pytest.fixture
 def tls_servers(tmp_path: Path) -> Iterator[tuple[Servers, ssl.SSLContext]]:
-    x509 = pytest.importorskip("cryptography.x509")
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "public.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("public.test")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (tmp_path / "cert.pem").write_bytes(cert_pem)
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    pytest.importorskip("cryptography.x509")
+    server_context, client_context = self_signed("public.test", tmp_path)
     sni_names: list[str | None] = []
     server_context.sni_callback = lambda _sock, server_name, _ctx: sni_names.append(server_name)
 
     server = _Server((PAGE_IP, 0), PageHandler)
     server.socket = server_context.wrap_socket(server.socket, server_side=True)
     _serve(server)
-    client_context = ssl.create_default_context(cadata=cert_pem.decode())
     yield Servers(port=server.server_address[1], sni_names=sni_names), client_context
     server.shutdown()
     server.server_close()
