@@ -211,8 +211,11 @@ document.getElementById("sign").onclick = async () => {{
       `${{address}}\\n\\n${{s.statement}}\\n\\nURI: ${{s.uri}}\\nVersion: ${{s.version}}\\n` +
       `Chain ID: ${{s.chainId}}\\nNonce: ${{s.nonce}}\\nIssued At: ${{now.toISOString()}}\\n` +
       `Expiration Time: ${{end.toISOString()}}`;
+    // personal_sign takes the UTF-8 bytes as hex, as the dashboard sends them.
+    const hex = "0x" + Array.from(new TextEncoder().encode(message),
+      (b) => b.toString(16).padStart(2, "0")).join("");
     const signature = await window.ethereum.request(
-      {{method: "personal_sign", params: [message, address]}});
+      {{method: "personal_sign", params: [hex, address]}});
     const form = (n) => root.querySelector(`[name=${{n}}]`);
     const body = {{request: facts.request, message, signature, env: form("env").value,
       scopes: [...root.querySelectorAll("[name=scope]:checked")].map((e) => e.value)}};
