@@ -30,6 +30,7 @@ from gateway.chat import ChatStream
 from gateway.chat_request import ChatCompletionRequest
 from gateway.models import model_object, visible_models
 from gateway.preview import PREVIEW_PRICE_MICROS, PiiPreviewRequest
+from infra.failures import as_unavailable, backend_failures
 from mcp_server.runtime import McpRuntime
 from projections import keys
 
@@ -108,7 +109,7 @@ class PryvTools:
             raise ToolError("unauthorized: no access token")
         if scope not in token.scopes:
             raise ToolError(f"insufficient_scope: this tool needs the {scope} scope")
-        record = await keys.read_key(self.platform.read_store, token.subject)
+        record = await self.run(keys.read_key(self.platform.read_store, token.subject))
         if record is None:
             raise ToolError("read_models_rebuilding: the connection is not indexed yet; retry")
         identity = KeyIdentity(
@@ -120,10 +121,15 @@ class PryvTools:
         return Caller(identity, record.wallet, frozenset(token.scopes))
 
     async def run(self, call: Awaitable[T]) -> T:
+        """`call`'s result; a Pryv error as a tool error with its code, a backend outage as
+        `service_unavailable` (never its internal message)."""
         try:
             return await call
         except PryvError as exc:
             raise ToolError(f"{exc.code}: {exc.message}") from exc
+        except backend_failures() as exc:
+            unavailable = as_unavailable(exc)
+            raise ToolError(f"{unavailable.code}: {unavailable.message}") from exc
 
     def register(self, server: MCPServer) -> None:
         read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
@@ -211,7 +217,9 @@ class PryvTools:
         )
         async def get_balance() -> dict[str, Any]:
             caller = await self.caller("pryv:read")
-            return await accounts.balance_document(self.platform.read_store, caller.wallet)
+            return await self.run(
+                accounts.balance_document(self.platform.read_store, caller.wallet)
+            )
 
         @server.tool(
             name="get_usage",
