@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bootstrap.platform import Platform
 from domain.errors import PryvError
-from domain.siwe import LoginPolicy
+from domain.siwe import LoginPolicy, SiweCode, SiweError, parse_siwe_message
 from domain.wallet_messages import WalletAuthError
 from gateway import accounts
 from gateway.sign_in import LoginNonces, nonce_secret, verify_login
@@ -37,7 +37,13 @@ from mcp_server.authorization import (
     PryvAuthorizationProvider,
 )
 
-STATEMENT = "Connect an MCP client to your Pryv account."
+
+def statement_for(request_id: str) -> str:
+    """The sign-in message's statement, naming the one authorization request it answers: a
+    signature made for one client's consent cannot be spent on another's."""
+    return f"Connect an MCP client to your Pryv account. Request: {request_id}"
+
+
 router = APIRouter(prefix="/mcp", tags=["mcp"], include_in_schema=False)
 
 
@@ -103,7 +109,7 @@ async def consent_page(request: Request, request_id: str = "") -> Response:
         "siwe": {
             "domain": policy.domain,
             "uri": request.app.state.mcp.base + "/mcp/consent",
-            "statement": STATEMENT,
+            "statement": statement_for(pending.id),
             "version": "1",
             "chainId": min(policy.chain_ids),
             "nonce": issued.nonce,
@@ -130,6 +136,8 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
     extra = sorted(set(scopes) - set(pending.scopes))
     if extra:
         raise PryvError(f"not requested by the client: {' '.join(extra)}", code="invalid_scope")
+    if parse_siwe_message(body.message).statement != statement_for(pending.id):
+        raise SiweError(SiweCode.MESSAGE_INVALID, "the message is for another authorization")
     wallet = await verify_login(
         body.message,
         body.signature,

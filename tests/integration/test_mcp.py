@@ -830,6 +830,22 @@ async def test_consent_needs_the_wallets_own_fresh_signature(gateway: McpGateway
             sent_bodies.append(body)
             return await http.post("/mcp/consent", json=body)
 
+        facts = (
+            await http.get(
+                "/mcp/consent",
+                params={"request": request_id},
+                headers={"accept": "application/json"},
+            )
+        ).json()
+        facts["siwe"]["statement"] = "Connect an MCP client to your Pryv account. Request: other"
+        text = siwe_text(wallet, facts)
+        _address, signature = sign_message(wallet.private_key, text)
+        elsewhere = await http.post(
+            "/mcp/consent",
+            json={"request": request_id, "message": text, "signature": signature},
+        )  # signed for another authorization request: not spendable on this one
+        assert elsewhere.status_code == 403
+        assert elsewhere.json()["error"]["code"] == "MESSAGE_INVALID"
         forged = await post(thief)  # a message naming the wallet, signed by someone else
         assert forged.status_code == 403 and forged.json()["error"]["code"] == "SIGNATURE_INVALID"
         assert (await post(wallet)).status_code == 200
