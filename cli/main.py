@@ -42,11 +42,16 @@ def _served_urls(settings: Settings, args: argparse.Namespace) -> Settings:
     """Without PRYV_PUBLIC_URL / PRYV_MCP_PUBLIC_URL, the URLs this server is reached at: the
     MCP resource, the OAuth issuer and Stripe's return pages must name a real origin."""
     configured = read_environment().model_fields_set
+
+    def reachable(host: str) -> str:  # a wildcard bind is reached on loopback from here
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
     if "public_url" not in configured:
-        settings = dataclasses.replace(settings, public_url=f"http://{args.host}:{args.port}")
+        url = f"http://{reachable(args.host)}:{args.port}"
+        settings = dataclasses.replace(settings, public_url=url)
     if args.mcp_port and "mcp_public_url" not in configured:
-        host = args.mcp_host or args.host
-        settings = dataclasses.replace(settings, mcp_public_url=f"http://{host}:{args.mcp_port}")
+        url = f"http://{reachable(args.mcp_host or args.host)}:{args.mcp_port}"
+        settings = dataclasses.replace(settings, mcp_public_url=url)
     return settings
 
 

@@ -82,3 +82,20 @@ def test_the_cli_refuses_a_bad_configuration_with_exit_2(tmp_path: Path) -> None
     )
     assert done.returncode == 2
     assert "PRYV_HOLD_TTL_SECONDS" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_pryv_serve_names_the_origins_it_listens_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without configured URLs, the MCP resource and Stripe's return pages name this server."""
+    import argparse
+
+    from cli.main import _served_urls
+
+    monkeypatch.delenv("PRYV_PUBLIC_URL", raising=False)
+    monkeypatch.delenv("PRYV_MCP_PUBLIC_URL", raising=False)
+    args = argparse.Namespace(host="0.0.0.0", port=9000, mcp_port=9001, mcp_host=None)
+    served = _served_urls(Settings(), args)
+    assert served.public_url == "http://127.0.0.1:9000"
+    assert served.mcp_public_url == "http://127.0.0.1:9001"
+    monkeypatch.setenv("PRYV_PUBLIC_URL", "https://api.example.com")
+    configured = _served_urls(Settings(public_url="https://api.example.com"), args)
+    assert configured.public_url == "https://api.example.com"
