@@ -151,36 +151,41 @@ class PryvApplication(Application[UUID]):
         Merged on the aggregate (not a read model), so concurrent updates of different sections
         never undo each other; a racing update of the same aggregate retries on the new state.
         """
-        self._ensure_account(wallet)
-        try:
-            for attempt in on_collision():
-                with attempt:
-                    account = self._get(Account, ids.account_id(wallet))
-                    account.change_settings({**account.settings, **sections})
-                    recordings = self.save(account)
-                    return CommandResult(account.id, recordings[-1].notification.id)
-        except IntegrityError:
-            pass
-        raise InvalidCommand("settings changed concurrently; retry")
+        return self._change_account(
+            wallet,
+            lambda account: account.change_settings({**account.settings, **sections}),
+            InvalidCommand("settings changed concurrently; retry"),
+        )
 
     def authorize_connection(
         self, *, wallet: str, key_id: str, client_id: str, client_name: str, scopes: list[str]
     ) -> CommandResult:
         """Record an MCP client's grant on the wallet's account (its key already exists)."""
+        return self._change_account(
+            wallet,
+            lambda account: account.authorize_connection(key_id, client_id, client_name, scopes),
+            ConcurrentUpdate("the account changed concurrently; retry"),
+        )
+
+    def _change_account(
+        self, wallet: str, change: Callable[[Account], None], collided: Exception
+    ) -> CommandResult:
+        """Apply `change` to the wallet's account (opened if new) and save, looking again when
+        a racing writer saved it first; `collided` once that keeps happening."""
         self._ensure_account(wallet)
         try:
             for attempt in on_collision():
                 with attempt:
                     account = self._get(Account, ids.account_id(wallet))
                     try:
-                        account.authorize_connection(key_id, client_id, client_name, scopes)
+                        change(account)
                     except DomainRuleViolation as exc:
                         raise InvalidCommand(str(exc)) from exc
                     recordings = self.save(account)
                     return CommandResult(account.id, recordings[-1].notification.id)
         except IntegrityError:
             pass
-        raise ConcurrentUpdate("the account changed concurrently; retry")
+        raise collided
 
     def _ensure_account(self, wallet: str) -> None:
         if not self._exists(ids.account_id(wallet)):

@@ -12,12 +12,17 @@ from gateway.preview import PreviewService
 from infra.oauth_state import MemoryOAuthState, OAuthState, RedisOAuthState
 
 
-@dataclass
+@dataclass(frozen=True)
+class Attached:
+    platform: Platform
+    chat: ChatService
+    preview: PreviewService
+    oauth_state: OAuthState
+
+
 class McpRuntime:
-    attached_platform: Platform | None = None
-    attached_chat: ChatService | None = None
-    attached_preview: PreviewService | None = None
-    attached_state: OAuthState | None = None
+    def __init__(self) -> None:
+        self.attached: Attached | None = None
 
     def attach(self, platform: Platform, chat: ChatService, preview: PreviewService) -> None:
         """OAuth state beside the read models: in Redis (shared by every API process) when
@@ -25,29 +30,26 @@ class McpRuntime:
         from infra.read_store_redis import RedisReadStore
 
         store = platform.read_store
-        self.attached_state = (
+        state: OAuthState = (
             RedisOAuthState(store.client, store.prefix)
             if isinstance(store, RedisReadStore)
             else MemoryOAuthState()
         )
-        self.attached_platform, self.attached_chat, self.attached_preview = platform, chat, preview
+        self.attached = Attached(platform, chat, preview, state)
+
+    def _now(self) -> Attached:
+        if self.attached is None:
+            raise ServiceUnavailable("the MCP server is starting; retry")
+        return self.attached
 
     def platform(self) -> Platform:
-        if self.attached_platform is None:
-            raise ServiceUnavailable("the MCP server is starting; retry")
-        return self.attached_platform
+        return self._now().platform
 
     def chat(self) -> ChatService:
-        if self.attached_chat is None:
-            raise ServiceUnavailable("the MCP server is starting; retry")
-        return self.attached_chat
+        return self._now().chat
 
     def preview(self) -> PreviewService:
-        if self.attached_preview is None:
-            raise ServiceUnavailable("the MCP server is starting; retry")
-        return self.attached_preview
+        return self._now().preview
 
     def oauth_state(self) -> OAuthState:
-        if self.attached_state is None:
-            raise ServiceUnavailable("the MCP server is starting; retry")
-        return self.attached_state
+        return self._now().oauth_state
