@@ -10,7 +10,14 @@ import httpx
 
 from tests.browser.conftest import require_chromium
 from tests.browser.harness import BrowserWallet
-from tests.integration.test_mcp import REDIRECT, McpGateway, gateway, pkce  # noqa: F401
+from tests.integration.test_mcp import (  # noqa: F401
+    REDIRECT,
+    McpGateway,
+    authorize_params,
+    gateway,
+    pkce,
+    register_client,
+)
 from tests.wallets import SigningWallet
 
 
@@ -22,26 +29,9 @@ async def test_consent_page_signs_in_and_sends_the_code_back(
     wallet = BrowserWallet(SigningWallet.create())
     verifier, challenge = pkce()
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
-        client_id = (
-            await http.post(
-                "/register",
-                json={
-                    "client_name": "Browser client",
-                    "redirect_uris": [REDIRECT],
-                    "token_endpoint_auth_method": "none",
-                },
-            )
-        ).json()["client_id"]
+        client_id = await register_client(http, "Browser client")
         sent = await http.get(
-            "/authorize",
-            params={
-                "response_type": "code",
-                "client_id": client_id,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-                "redirect_uri": REDIRECT,
-                "state": "xyz",
-            },
+            "/authorize", params=authorize_params(client_id, challenge, state="xyz")
         )
         consent_url = sent.headers["location"]
 

@@ -454,20 +454,40 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge.decode().rstrip("=")
 
 
+async def register_client(http: httpx.AsyncClient, name: str, **metadata: Any) -> str:
+    """A public client registered with REDIRECT (RFC 7591); its client_id."""
+    registered = await http.post(
+        "/register",
+        json={
+            "client_name": name,
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            **metadata,
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    client_id: str = registered.json()["client_id"]
+    return client_id
+
+
+def authorize_params(client_id: str, challenge: str, **extra: str) -> dict[str, str]:
+    """/authorize's query for a code with PKCE S256, redirected to REDIRECT."""
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "redirect_uri": REDIRECT,
+        **extra,
+    }
+
+
 async def test_pkce_code_reuse_redirects_and_refresh_rotation(gateway: McpGateway) -> None:
     wallet = SigningWallet.create()
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
-        registered = await http.post(
-            "/register",
-            json={
-                "client_name": "raw",
-                "redirect_uris": [REDIRECT],
-                "token_endpoint_auth_method": "none",
-                "grant_types": ["authorization_code", "refresh_token"],
-            },
+        client_id = await register_client(
+            http, "raw", grant_types=["authorization_code", "refresh_token"]
         )
-        assert registered.status_code == 201, registered.text
-        client_id = registered.json()["client_id"]
         foreign = await http.post(
             "/register", json={"client_name": "x", "redirect_uris": ["http://evil.example/cb"]}
         )
@@ -793,25 +813,9 @@ async def test_a_cancelled_call_settles_what_it_used(gateway: McpGateway) -> Non
 async def test_consent_needs_the_wallets_own_fresh_signature(gateway: McpGateway) -> None:
     wallet, thief = SigningWallet.create(), SigningWallet.create()
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
-        registered = await http.post(
-            "/register",
-            json={
-                "client_name": "c",
-                "redirect_uris": [REDIRECT],
-                "token_endpoint_auth_method": "none",
-            },
-        )
         _verifier, challenge = pkce()
-        sent = await http.get(
-            "/authorize",
-            params={
-                "response_type": "code",
-                "client_id": registered.json()["client_id"],
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-                "redirect_uri": REDIRECT,
-            },
-        )
+        client_id = await register_client(http, "c")
+        sent = await http.get("/authorize", params=authorize_params(client_id, challenge))
         request_id = parse_qs(urlsplit(sent.headers["location"]).query)["request"][0]
 
         sent_bodies: list[dict[str, Any]] = []
