@@ -6,7 +6,8 @@ Production: PRYV_DATABASE_URL (PostgreSQL), PRYV_NATS_URL (JetStream), PRYV_REDI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psycopg
@@ -14,15 +15,18 @@ from psycopg import sql
 
 from commands.admission import AdmissionGate
 from commands.application import PryvApplication
+from commands.chain import Chain
 from commands.group_commit import GroupCommitWriter
 from commands.metering import Meter, MeteringLimits
 from domain.catalog import Catalog
 from domain.credit_packs import CreditPack
+from domain.tempo import TempoTerms
 from infra.admission_memory import MemoryAdmission
 from infra.bus import EventBus
 from infra.bus_memory import MemoryBus
 from infra.catalog_files import load_catalog, load_credit_packs
 from infra.dashboard_sessions import MemorySessionStore, RedisSessionStore, SessionStore
+from infra.ethereum import Account
 from infra.event_store import event_store_env
 from infra.nonces import NonceStore, PostgresNonceStore, SqliteNonceStore
 from infra.postgres_ddl import ddl_lock
@@ -46,9 +50,13 @@ class Platform:
     meter: Meter
     billing: StripeBilling
     credit_packs: tuple[CreditPack, ...]
+    chain: Chain
+    tempo: TempoTerms
+    payee_key: str = field(repr=False, default="")  # signs the escrow closes MPP sessions end with
 
     async def close(self) -> None:
         await self.meter.drain()
+        await self.chain.close()
         await self.writer.close()
         await self.upstreams.close()
         await self.nonces.close()
@@ -112,6 +120,15 @@ async def open_platform(settings: Settings) -> Platform:
     billing = StripeBilling(
         settings.stripe_secret_key, settings.stripe_webhook_secret, settings.stripe_api_base
     )
+    chain = open_chain(settings)
+    payee_key = mpp_payee_key(settings)
+    tempo = TempoTerms(
+        chain_id=settings.tempo_chain_id,
+        currency=settings.mpp_currency,
+        recipient=Account.from_key(payee_key).address.lower(),
+        escrow=settings.mpp_escrow,
+        env=settings.mpp_credit_env,
+    )
     return Platform(
         settings,
         app,
@@ -124,7 +141,33 @@ async def open_platform(settings: Settings) -> Platform:
         meter,
         billing,
         load_credit_packs(settings.credit_packs_file),
+        chain,
+        tempo,
+        payee_key,
     )
+
+
+def open_chain(settings: Settings) -> Chain:
+    """The Tempo node at PRYV_TEMPO_RPC_URL, else a chain in memory (test money)."""
+    if settings.tempo_rpc_url:
+        from infra.chain_jsonrpc import JsonRpcChain
+
+        return JsonRpcChain(settings.tempo_rpc_url, chain_id=settings.tempo_chain_id)
+    from infra.chain_memory import InMemoryChain
+
+    return InMemoryChain(
+        chain_id=settings.tempo_chain_id,
+        tokens=(settings.mpp_currency,),
+        escrow=settings.mpp_escrow,
+    )
+
+
+def mpp_payee_key(settings: Settings) -> str:
+    """The wallet MPP is paid to: PRYV_MPP_PAYEE_KEY, else one derived from the key pepper
+    (stable for the deployment, never stored apart from it)."""
+    if settings.mpp_payee_key:
+        return "0x" + settings.mpp_payee_key.removeprefix("0x").lower()
+    return "0x" + hashlib.sha256(settings.key_pepper + b"pryv:mpp-payee").hexdigest()
 
 
 def open_session_store(platform: Platform) -> SessionStore:

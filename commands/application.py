@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -29,6 +29,7 @@ from domain.aggregates import (
     CreditGrant,
     CreditPurchase,
     DomainRuleViolation,
+    PaymentChannel,
     RejectedPayment,
     UsageHold,
 )
@@ -374,6 +375,60 @@ class PryvApplication(Application[UUID]):
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
         return self._save_new(rejected)
+
+    # --- MPP payment channels ---------------------------------------------------------------
+
+    def open_channel(self, channel: PaymentChannel) -> CommandResult:
+        """Record a channel verified open on chain (a duplicate if it is already recorded)."""
+        self._ensure_account(channel.wallet)
+        return self._save_new(channel)
+
+    def payment_channel(self, channel_id: str) -> PaymentChannel | None:
+        """The channel's current state, read from the log (not a read model)."""
+        try:
+            found: PaymentChannel = self._get(PaymentChannel, ids.channel_id(channel_id))
+        except NotFound:
+            return None
+        return found
+
+    def change_channel(
+        self,
+        channel_id: str,
+        change: Callable[[PaymentChannel], object],
+        known: PaymentChannel | None = None,
+    ) -> tuple[PaymentChannel, CommandResult]:
+        """Apply `change` to the channel and save. `known` (a state this process read before)
+        is brought up to date with only the newer events, so a long session does not replay
+        its whole history per increment. A racing writer makes it look again, so voucher
+        acceptance and spending are linearizable per channel across processes. The
+        aggregate's DomainRuleViolations propagate with their codes; nothing new to save is
+        a duplicate. Use the returned state: `known` is stale after any call."""
+        try:
+            for attempt in on_collision(5):
+                with attempt:
+                    channel = self._fresh_channel(channel_id, known)
+                    known = None  # a retry reads the channel afresh
+                    change(channel)
+                    pending = channel.collect_events()
+                    if not pending:
+                        return channel, CommandResult(channel.id, None, duplicate=True)
+                    recordings = self.save(*pending)
+                    return channel, CommandResult(channel.id, recordings[-1].notification.id)
+        except IntegrityError:
+            pass
+        raise ConcurrentUpdate("the channel changed concurrently; retry")
+
+    def refresh_channel(self, channel: PaymentChannel) -> PaymentChannel:
+        """`channel` with the events recorded since it was read applied."""
+        return self._fresh_channel(channel.channel_id, channel)
+
+    def _fresh_channel(self, channel_id: str, known: PaymentChannel | None) -> PaymentChannel:
+        if known is None:
+            found: PaymentChannel = self._get(PaymentChannel, ids.channel_id(channel_id))
+            return found
+        for recorded in self.events.get(known.id, gt=known.version):
+            cast(Aggregate.Event, recorded).mutate(known)
+        return known
 
     def has_purchase(self, source_id: str) -> bool:
         """Whether the payment `source_id` has been credited (exact: reads the aggregate)."""

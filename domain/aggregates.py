@@ -431,3 +431,146 @@ class UsageHold(Aggregate):
         self.settled = True
         self.actual_micros = actual_micros
         self.shortfall_micros = shortfall_micros
+
+
+class PaymentChannel(Aggregate):
+    """A Tempo stream channel (MPP `session` intent) whose vouchers pay for requests as they
+    are served.
+
+    The session draft's server accounting, as invariants: the accepted voucher only grows and
+    never exceeds the deposit; `spent` only grows and never exceeds the accepted voucher (so
+    nothing is served that no voucher covers); nothing changes once the channel is closed.
+    Every increase of `spent` is its own `Spent` event, appended before the service it pays
+    for is delivered, so after a crash the log is the money truth.
+    """
+
+    @staticmethod
+    def create_id(channel_id: str) -> UUID:
+        return ids.channel_id(channel_id)
+
+    @event("Opened")
+    def __init__(
+        self,
+        channel_id: str,
+        chain_id: int,
+        escrow: str,
+        token: str,
+        payer: str,
+        payee: str,
+        authorized_signer: str,
+        deposit: int,
+        open_tx: str,
+        account_id: str,
+        wallet: str,
+        env: str,
+    ) -> None:
+        if deposit <= 0:
+            raise DomainRuleViolation("a channel opens with a deposit")
+        self.channel_id = channel_id
+        self.chain_id = chain_id
+        self.escrow = escrow
+        self.token = token
+        self.payer = payer
+        self.payee = payee
+        self.authorized_signer = authorized_signer
+        self.deposit = deposit
+        self.account_id = account_id
+        self.wallet = wallet
+        self.env = env  # "test" on a test chain: its money buys test credit only
+        self.accepted = 0
+        self.signature = ""
+        self.spent = 0
+        self.closed = False
+        self.close_tx: str | None = None
+
+    @property
+    def available(self) -> int:
+        return self.accepted - self.spent
+
+    def _open(self) -> None:
+        if self.closed:
+            raise DomainRuleViolation("the channel is closed", code="channel_finalized")
+
+    def accept_voucher(self, cumulative: int, signature: str) -> bool:
+        """Record a higher voucher; False for a resubmission of the accepted one (idempotent).
+        The caller has verified the signature."""
+        self._open()
+        if cumulative == self.accepted:
+            return False
+        if cumulative < self.accepted:
+            raise DomainRuleViolation(
+                f"voucher {cumulative} is below the accepted {self.accepted}",
+                code="voucher_below_accepted",
+            )
+        if cumulative > self.deposit:
+            raise DomainRuleViolation(
+                f"voucher {cumulative} exceeds the deposit {self.deposit}",
+                code="amount_exceeds_deposit",
+            )
+        self._voucher_accepted(cumulative=cumulative, signature=signature)
+        return True
+
+    @event("VoucherAccepted")
+    def _voucher_accepted(self, cumulative: int, signature: str) -> None:
+        self.accepted = cumulative
+        self.signature = signature
+
+    def top_up(self, deposit: int, tx_hash: str) -> None:
+        self._open()
+        if deposit <= self.deposit:
+            raise DomainRuleViolation("a top-up raises the deposit")
+        self._topped_up(deposit=deposit, tx_hash=tx_hash)
+
+    @event("ToppedUp")
+    def _topped_up(self, deposit: int, tx_hash: str) -> None:
+        self.deposit = deposit
+
+    def spend(
+        self, *, spent: int, request_id: str, model: str, tokens_in: int, tokens_out: int
+    ) -> None:
+        """Raise `spent` to `spent` (cumulative) for service about to be delivered."""
+        self._open()
+        if spent <= self.spent:
+            raise DomainRuleViolation("spent only grows")
+        if spent > self.accepted:
+            raise DomainRuleViolation(
+                f"spending {spent} needs a voucher; {self.accepted} is accepted",
+                code="insufficient_balance",
+            )
+        self._spent(
+            spent=spent,
+            delta=spent - self.spent,
+            request_id=request_id,
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            account_id=self.account_id,
+            channel_id=self.channel_id,
+            env=self.env,
+        )
+
+    @event("Spent")
+    def _spent(
+        self,
+        spent: int,
+        delta: int,
+        request_id: str,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+        account_id: str,
+        channel_id: str,
+        env: str,
+    ) -> None:
+        self.spent = spent
+
+    def close(self, *, captured: int, tx_hash: str) -> None:
+        self._open()
+        if captured != self.spent:
+            raise DomainRuleViolation("a close captures exactly what was spent")
+        self._closed(captured=captured, tx_hash=tx_hash, account_id=self.account_id)
+
+    @event("Closed")
+    def _closed(self, captured: int, tx_hash: str, account_id: str) -> None:
+        self.closed = True
+        self.close_tx = tx_hash

@@ -43,3 +43,8 @@ def dispute_id(dispute_ref: str) -> UUID:
 def rejected_payment_id(source_id: str) -> UUID:
     """A payment refused at the door (wrong currency, no valid wallet) is recorded once."""
     return uuid5(PRYV_NAMESPACE, f"rejected-payment:{source_id}")
+
+
+def channel_id(tempo_channel_id: str) -> UUID:
+    """A payment channel is its on-chain channel id (lower-case bytes32 hex)."""
+    return uuid5(PRYV_NAMESPACE, f"channel:{tempo_channel_id.lower()}")

@@ -110,6 +110,18 @@ def parse_did_pkh(value: Any) -> tuple[int, str]:
 
 
 @dataclass(frozen=True)
+class TempoTerms:
+    """Where Pryv is paid: chain, TIP-20 token, recipient (its payee wallet), escrow; and
+    what the money buys (`env`: test credit on a test chain)."""
+
+    chain_id: int
+    currency: str
+    recipient: str
+    escrow: str
+    env: str
+
+
+@dataclass(frozen=True)
 class Call:
     """One decoded call of a transaction: the function's name and its arguments."""
 

@@ -13,6 +13,7 @@ from domain.aggregates import (
     ChargeRefunds,
     CreditGrant,
     CreditPurchase,
+    PaymentChannel,
     RejectedPayment,
     UsageHold,
 )
@@ -32,6 +33,11 @@ DISPUTE_OPENED = "pryv.ChargeDispute.Opened.v1"
 DISPUTE_REINSTATED = "pryv.ChargeDispute.Reinstated.v1"
 HOLD_PLACED = "pryv.UsageHold.Placed.v1"
 HOLD_SETTLED = "pryv.UsageHold.Settled.v1"
+CHANNEL_OPENED = "pryv.PaymentChannel.Opened.v1"
+CHANNEL_VOUCHER_ACCEPTED = "pryv.PaymentChannel.VoucherAccepted.v1"
+CHANNEL_TOPPED_UP = "pryv.PaymentChannel.ToppedUp.v1"
+CHANNEL_SPENT = "pryv.PaymentChannel.Spent.v1"
+CHANNEL_CLOSED = "pryv.PaymentChannel.Closed.v1"
 
 
 def _event_class(aggregate: type, name: str) -> type:
@@ -56,6 +62,11 @@ EVENT_TOPICS: dict[type, str] = {
     _event_class(ChargeDispute, "Reinstated"): DISPUTE_REINSTATED,
     _event_class(UsageHold, "Placed"): HOLD_PLACED,
     _event_class(UsageHold, "Settled"): HOLD_SETTLED,
+    _event_class(PaymentChannel, "Opened"): CHANNEL_OPENED,
+    _event_class(PaymentChannel, "VoucherAccepted"): CHANNEL_VOUCHER_ACCEPTED,
+    _event_class(PaymentChannel, "ToppedUp"): CHANNEL_TOPPED_UP,
+    _event_class(PaymentChannel, "Spent"): CHANNEL_SPENT,
+    _event_class(PaymentChannel, "Closed"): CHANNEL_CLOSED,
 }
 
 # Created events name their aggregate class; these are the names stored for them.
@@ -70,5 +81,6 @@ AGGREGATE_TOPICS: dict[type, str] = {
         ChargeRefunds,
         ChargeDispute,
         RejectedPayment,
+        PaymentChannel,
     )
 }

@@ -19,6 +19,7 @@ from typing import Any
 
 from bootstrap.platform import Platform
 from commands.metering import AdmissionRefused, KeyIdentity, MeteredRequest
+from domain.catalog import ModelSpec
 from domain.errors import ErrorKind, PryvError
 from domain.pricing import Usage, cost_micros, hold_micros, output_budget
 from domain.tokens import estimate_request_tokens, estimate_text_tokens, request_tokens_ceiling
@@ -27,7 +28,7 @@ from gateway.refusals import rate_metadata, refusal
 from infra.upstreams import UpstreamError
 from privacy.account_defaults import AccountSettingsCache
 from privacy.pipeline import Prepared, PrivacyFilter
-from privacy.plan import resolve_plan
+from privacy.plan import PrivacyPlan, resolve_plan
 from privacy.restore import StreamRestorers, restore_answer
 
 REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -68,41 +69,39 @@ class ChatService:
         self.privacy = privacy
         self.account_defaults = account_defaults
 
-    async def complete(
-        self, identity: KeyIdentity, body: ChatCompletionRequest, request_id: str
-    ) -> Completion | ChatStream:
-        """Hold, call upstream, settle: a Completion, or (for `stream: true`) a ChatStream
-        whose first chunk has already arrived. Refusals raise PryvError."""
-        platform = self.platform
-        model = platform.catalog.get(body.model)
+    def model_for(self, env: str, body: ChatCompletionRequest) -> ModelSpec:
+        """The catalog model `body` names, if a key of `env` may use it."""
+        model = self.platform.catalog.get(body.model)
         if model is None:
             raise PryvError(f"unknown model {body.model!r}", code="invalid_model", param="model")
-        if not model.usable_by(identity.env):
+        if not model.usable_by(env):
             raise PryvError(
-                f"{identity.env} keys cannot use {'test' if model.test_only else 'live'}"
-                f" model {model.id!r}",
+                f"{env} keys cannot use {'test' if model.test_only else 'live'} model {model.id!r}",
                 code="model_not_allowed",
                 kind=ErrorKind.PERMISSION,
                 param="model",
             )
-        upstream_body = body.upstream_body(model.upstream_model)
-        floor_tokens = min(estimate_text_tokens(body.prompt_text()), model.context_length)
-        try:
-            await platform.meter.precheck(
-                identity,
-                model,
-                request_id,
-                floor_micros=hold_micros(model, floor_tokens, 0),
-                floor_tokens=floor_tokens,
-            )
-        except AdmissionRefused as refused:
-            raise refusal(refused.admission, request_id) from None
+        return model
+
+    async def prepare(
+        self,
+        model: ModelSpec,
+        account_id: str,
+        body: ChatCompletionRequest,
+        upstream_body: dict[str, Any] | None = None,
+    ) -> PrivateRequest:
+        """The expensive, private part every door shares: the privacy plan (request, then the
+        account's defaults), redaction of every forwarded field, fetches, OCR, the context
+        check and the output budget. `upstream_body`: `body.upstream_body(...)` if the caller
+        already built (and so checked) it."""
+        if upstream_body is None:
+            upstream_body = body.upstream_body(model.upstream_model)
         plan = resolve_plan(
             mode=body.privacy_mode,
             entities=body.pii_entities,
             config=body.pii_config,
             skip=body.skip_pii_redaction,
-            account=await self.account_defaults.get(identity.account_id),
+            account=await self.account_defaults.get(account_id),
         )
         prepared = await self.privacy.prepare(
             upstream_body, plan, pdfs=body.pdfs or (), urls=body.urls or ()
@@ -118,6 +117,34 @@ class ChatService:
             )
         max_out = output_budget(model, prompt_tokens, body.output_limit())
         prepared.body["max_tokens"] = max_out
+        return PrivateRequest(model, prepared, prompt_tokens, max_out, plan)
+
+    async def complete(
+        self, identity: KeyIdentity, body: ChatCompletionRequest, request_id: str
+    ) -> Completion | ChatStream:
+        """Hold, call upstream, settle: a Completion, or (for `stream: true`) a ChatStream
+        whose first chunk has already arrived. Refusals raise PryvError."""
+        platform = self.platform
+        model = self.model_for(identity.env, body)
+        upstream_body = body.upstream_body(model.upstream_model)  # refuses bad fields first
+        floor_tokens = min(estimate_text_tokens(body.prompt_text()), model.context_length)
+        try:
+            await platform.meter.precheck(
+                identity,
+                model,
+                request_id,
+                floor_micros=hold_micros(model, floor_tokens, 0),
+                floor_tokens=floor_tokens,
+            )
+        except AdmissionRefused as refused:
+            raise refusal(refused.admission, request_id) from None
+        private = await self.prepare(model, identity.account_id, body, upstream_body)
+        prepared, prompt_tokens, max_out, plan = (
+            private.prepared,
+            private.prompt_tokens,
+            private.max_out,
+            private.plan,
+        )
         # No prompt the upstream accepts is longer than its context: the ceiling need not be.
         prompt_hold_tokens = min(request_tokens_ceiling(prepared.body), model.context_length)
         try:
@@ -146,6 +173,18 @@ class ChatService:
         if body.stream:
             return await ChatStream.open(exchange, body.wants_usage_chunk())
         return await _complete(exchange)
+
+
+@dataclass(frozen=True)
+class PrivateRequest:
+    """A chat request made private and sized: the body to forward (redacted, `max_tokens`
+    set to the output budget), its estimated prompt tokens, and the plan it followed."""
+
+    model: ModelSpec
+    prepared: Prepared
+    prompt_tokens: int
+    max_out: int
+    plan: PrivacyPlan
 
 
 @dataclass

@@ -21,10 +21,22 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.api_keys import DEFAULT_RPM, DEFAULT_TPM
 from domain.money import MICROS_PER_USD
+from domain.tempo import DEFAULT_CHAIN_ID
+
+PATH_USD = "0x20c0000000000000000000000000000000000000"  # Tempo's pathUSD (TIP-20)
+MEMORY_ESCROW = "0x000000000000000000000000000000000e5c20e5"  # the in-memory chain's escrow
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 # Fields whose values are secrets: never shown in an error message or a repr.
 SECRET_FIELDS = frozenset(
-    {"key_pepper", "admin_token", "stripe_secret_key", "stripe_webhook_secret", "sealer_key"}
+    {
+        "key_pepper",
+        "admin_token",
+        "stripe_secret_key",
+        "stripe_webhook_secret",
+        "sealer_key",
+        "mpp_payee_key",
+    }
 )
 
 
@@ -64,6 +76,20 @@ class Settings:
     log_format: Literal["json", "text"] = "json"
     sealer_key: str | None = field(default=None, repr=False)  # else <data_dir>/sealer_key
     sealer_address: str | None = None  # the trusted sealer address(es), oldest first
+    tempo_rpc_url: str | None = None  # a Tempo node for MPP; None = the in-memory chain
+    tempo_chain_id: int = DEFAULT_CHAIN_ID
+    mpp_currency: str = PATH_USD  # the TIP-20 token MPP is paid in (6 decimals = micro-USD)
+    mpp_escrow: str = MEMORY_ESCROW  # the stream-channel escrow contract
+    mpp_payee_key: str | None = field(default=None, repr=False)  # None: derived from the pepper
+    mpp_env: Literal["test", "live"] | None = None  # None: test on the in-memory chain, else live
+    mpp_realm: str | None = None  # None: public_url's host
+
+    @property
+    def mpp_credit_env(self) -> str:
+        """What MPP money buys: test credit on a test chain (the in-memory one by default)."""
+        if self.mpp_env is not None:
+            return self.mpp_env
+        return "live" if self.tempo_rpc_url else "test"
 
     @property
     def embedded(self) -> bool:
@@ -116,6 +142,13 @@ class EnvironmentSettings(BaseSettings):
     sealer_address: str | None = None
     pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
     pii_threads: int | None = Field(default=None, ge=1, le=256)
+    tempo_rpc_url: str | None = None
+    tempo_chain_id: int = Field(default=DEFAULT_CHAIN_ID, ge=1)
+    mpp_currency: str = Field(default=PATH_USD, pattern=_ADDRESS)
+    mpp_escrow: str | None = Field(default=None, pattern=_ADDRESS)
+    mpp_payee_key: str | None = Field(default=None, repr=False, pattern=r"^(0x)?[0-9a-fA-F]{64}$")
+    mpp_env: Literal["test", "live"] | None = None
+    mpp_realm: str | None = Field(default=None, pattern=r"^[\x21-\x7e]{1,253}$")
 
     @field_validator("key_pepper")
     @classmethod
@@ -127,7 +160,7 @@ class EnvironmentSettings(BaseSettings):
                 raise ValueError("must be hex") from None
         return value
 
-    @field_validator("public_url", "dashboard_url", "mcp_public_url")
+    @field_validator("public_url", "dashboard_url", "mcp_public_url", "tempo_rpc_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -143,6 +176,10 @@ class EnvironmentSettings(BaseSettings):
             pepper = load_or_create_pepper(self.data_dir)
         else:
             pepper = b""
+        if self.tempo_rpc_url and not self.mpp_escrow:
+            raise ConfigurationError(
+                "PRYV_TEMPO_RPC_URL needs PRYV_MPP_ESCROW (the channel escrow)"
+            )
         if self.checkout_min_usd > self.checkout_max_usd:
             raise ConfigurationError("PRYV_CHECKOUT_MIN_USD must not exceed PRYV_CHECKOUT_MAX_USD")
         return Settings(
@@ -176,6 +213,13 @@ class EnvironmentSettings(BaseSettings):
             log_format=self.log_format,
             sealer_key=self.sealer_key,
             sealer_address=self.sealer_address,
+            tempo_rpc_url=self.tempo_rpc_url,
+            tempo_chain_id=self.tempo_chain_id,
+            mpp_currency=self.mpp_currency.lower(),
+            mpp_escrow=(self.mpp_escrow or MEMORY_ESCROW).lower(),
+            mpp_payee_key=self.mpp_payee_key,
+            mpp_env=self.mpp_env,
+            mpp_realm=self.mpp_realm,
         )
 
 

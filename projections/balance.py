@@ -55,6 +55,11 @@ def project(event: EventEnvelope) -> list[Op]:
     if event.topic == topics.DISPUTE_REINSTATED:
         account = data["account_id"]
         return [IncrField(balance_key(account, "live"), "credited", data["credits_micros"])]
+    if event.topic == topics.CHANNEL_SPENT:
+        # Paid by a voucher and consumed at once: credited and debited alike, so the account's
+        # balance is untouched and its totals show the channel's money like card money.
+        key = balance_key(data["account_id"], data["env"])
+        return [IncrField(key, "credited", data["delta"]), IncrField(key, "debited", data["delta"])]
     if event.topic == topics.HOLD_PLACED:
         return [open_hold(event.originator_id, data)]
     if event.topic == topics.HOLD_SETTLED:

@@ -35,7 +35,8 @@ def payment_facts(events: Iterable[EventEnvelope]) -> list[PaymentFact]:
 
 
 def live_postings(events: Iterable[EventEnvelope]) -> dict[str, int]:
-    """credits - settled usage - reversals (+ reinstated disputes), per account, live env."""
+    """credits - settled usage - reversals (+ reinstated disputes), per account, live env.
+    MPP session increments are paid and consumed at once: they add nothing."""
     sums: dict[str, int] = defaultdict(int)
     for event in events:
         data = event.data

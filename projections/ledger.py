@@ -110,6 +110,22 @@ def project(event: EventEnvelope) -> list[Op]:
                 else {}
             ),
         )
+    elif event.topic == topics.CHANNEL_SPENT:
+        # One increment of an MPP session: paid by the channel's voucher as it was consumed.
+        entry = _entry(
+            event,
+            type="session",
+            env=data["env"],
+            amount_micros=0,
+            paid_micros=data["delta"],
+            spent_micros=data["delta"],
+            source="tempo-session",
+            source_id=data["channel_id"],
+            request_id=data["request_id"],
+            model=data["model"],
+            tokens_in=data["tokens_in"],
+            tokens_out=data["tokens_out"],
+        )
     else:
         return []
     return [SortedAdd(ledger_key(data["account_id"]), event.position, entry)]

@@ -21,6 +21,14 @@ def account_day_key(account_id: str, env: str, day: str) -> str:
 
 
 def project(event: EventEnvelope) -> list[Op]:
+    if event.topic == topics.CHANNEL_SPENT:  # an MPP session increment: no key
+        data = event.data
+        key = account_day_key(data["account_id"], data["env"], event.timestamp[:10])
+        return [
+            IncrField(key, "micros", data["delta"]),
+            IncrField(key, "tokens_in", data["tokens_in"]),
+            IncrField(key, "tokens_out", data["tokens_out"]),
+        ]
     if event.topic != topics.HOLD_SETTLED:
         return []
     data = event.data
