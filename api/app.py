@@ -10,13 +10,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import billing, gateway, management, observability, pii_preview
+from api import billing, gateway, management, mpp, observability, pii_preview
 from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from bootstrap.platform import Platform, open_platform
 from gateway.authentication import KeyIdentityCache
 from gateway.chat import ChatService
+from gateway.mpp.service import MppService
 from gateway.preview import PreviewService
 from infra.settings import Settings
 from mcp_server import consent, metadata, revocation
@@ -101,6 +102,7 @@ def create_app(
     app.include_router(pii_preview.router)
     app.include_router(management.router)
     app.include_router(billing.router)
+    app.include_router(mpp.router)
     app.include_router(observability.router)
     # Outermost last: every request is logged and counted, then its body is bounded.
     app.add_middleware(BodyLimitMiddleware)
@@ -131,6 +133,7 @@ def _attach_services(app: FastAPI, platform: Platform) -> None:
     app.state.chat = ChatService(platform, app.state.privacy, app.state.account_settings)
     app.state.preview = PreviewService(platform, app.state.privacy)
     app.state.mcp.runtime.attach(platform, app.state.chat, app.state.preview)
+    app.state.mpp = MppService(platform, app.state.chat, app.state.preview)
 
 
 def app_from_env() -> FastAPI:

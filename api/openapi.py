@@ -15,7 +15,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from api.mpp import SERVICE_INFO, payment_info
 from gateway.chat_request import ChatCompletionRequest
+from gateway.mpp.service import BuyKeyRequest
 from gateway.preview import PiiPreviewRequest
 
 ERROR_STATUSES = {
@@ -52,6 +54,9 @@ ERROR_SCHEMA: dict[str, Any] = {
 MANUAL_BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/chat/completions", "post"): ChatCompletionRequest,
     ("/v1/pii/preview", "post"): PiiPreviewRequest,
+    ("/mpp/pii/preview", "post"): PiiPreviewRequest,
+    ("/mpp/keys", "post"): BuyKeyRequest,
+    ("/mpp/chat/completions", "post"): ChatCompletionRequest,
 }
 
 
@@ -82,6 +87,10 @@ def install_openapi(app: FastAPI) -> None:
                 responses.pop("422", None)
                 for status, text in ERROR_STATUSES.items():
                     responses.setdefault(status, {"description": text, "content": error})
+        # MPP discovery (draft-payment-discovery): the service, and each paid operation's offers.
+        schema["x-service-info"] = SERVICE_INFO
+        for path, info in payment_info(getattr(app.state, "mpp", None)).items():
+            schema["paths"][path]["post"]["x-payment-info"] = info
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         app.openapi_schema = schema

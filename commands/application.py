@@ -241,6 +241,34 @@ class PryvApplication(Application[UUID]):
             pass
         raise InvalidCommand("could not create key; retry")
 
+    def ensure_service_key(
+        self, *, wallet: str, key_id: str, name: str, env: str, pepper: bytes
+    ) -> CommandResult:
+        """A key Pryv itself meters a wallet's pay-per-call requests on (MPP): its id is
+        chosen by the caller (derived, so the same wallet always finds the same key) and its
+        secret is never shown to anyone. A duplicate if it exists."""
+        wallet = wallet.lower()
+        if self._exists(ids.api_key_id(key_id)):
+            return CommandResult(ids.api_key_id(key_id), None, duplicate=True)
+        issued = issue_api_key(env, key_id)  # type: ignore[arg-type]  # env checked by KEY_ENVS
+        key = ApiKey(
+            key_id=key_id,
+            account_id=str(ids.account_id(wallet)),
+            wallet=wallet,
+            name=name,
+            env=env,
+            secret_hash=hash_api_key(pepper, issued.token),
+            prefix=issued.prefix,
+            last4=issued.last4,
+            models=[],
+            rpm=None,
+            tpm=None,
+            monthly_budget_micros=None,
+            expires_at=None,
+        )
+        self._ensure_account(wallet)
+        return self._save_new(key)
+
     def _owned_key(self, wallet: str, key_id: str) -> ApiKey:
         key: ApiKey = self._get(ApiKey, ids.api_key_id(key_id))
         if key.wallet != wallet.lower():

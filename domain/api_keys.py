@@ -105,3 +105,10 @@ def hash_api_key(pepper: bytes, token: str) -> str:
 
 def is_valid_key_id(value: str) -> bool:
     return len(value) == KEY_ID_LENGTH and all(c in BASE62 for c in value)
+
+
+def derived_key_id(secret: bytes, label: str) -> str:
+    """A key id that is always the same for `label` (e.g. a wallet's MPP key) and that nobody
+    without `secret` can predict."""
+    digest = hmac.new(secret, label.encode("utf-8"), sha256).digest()
+    return _base62(int.from_bytes(digest, "big"), KEY_ID_LENGTH)

@@ -25,7 +25,7 @@ from typing import Any
 
 from mpp import Challenge, Credential, Receipt, generate_challenge_id
 from mpp._canonical import canonical_b64url  # the exact JCS + base64url the id is bound to
-from mpp.errors import ParseError
+from mpp._parsing import ParseError  # raised by Credential.from_authorization
 
 from gateway.mpp.problems import PaymentProblem
 

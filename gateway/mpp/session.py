@@ -1,0 +1,577 @@
+"""Tempo `session` (draft-tempo-session-00): a stream channel pays for a chat as it streams.
+
+`SessionChannels.apply` runs a credential's action — `open` (broadcast the client's signed
+open transaction, check the escrow's state), `topUp`, `voucher`, `close` (the payee signs the
+escrow close for exactly what was spent) — on the `PaymentChannel` aggregate, whose events are
+the money truth. Vouchers are verified against the escrow's state (signer = authorized signer
+or payer, EIP-712 with the escrow as verifying contract, low s), never against what the
+payload claims.
+
+`SessionStream` relays the upstream's chunks and, before each one, appends a `Spent` event
+raising `spent` to the cost of everything delivered so far (the prompt with the first chunk).
+When the accepted voucher does not cover the next chunk it emits `payment-need-voucher` and
+pauses until a voucher (a request to the same resource, from any process) raises it, or ends
+after `voucher_wait` seconds. Nothing is delivered that a persisted voucher does not cover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bootstrap.platform import Platform
+from commands.chain import ChainRejected
+from domain import ids, tempo
+from domain.aggregates import DomainRuleViolation, PaymentChannel
+from domain.catalog import ModelSpec
+from domain.pricing import Usage, cost_micros
+from domain.tempo import ChannelState, TempoFormatError, TempoTerms
+from domain.tokens import estimate_text_tokens
+from gateway.chat import PrivateRequest
+from gateway.mpp.payment_auth import Offer, PresentedCredential
+from gateway.mpp.problems import PaymentProblem
+from infra.ethereum import decode_transaction, recover_typed_signer, sign_transaction
+from infra.upstreams import UpstreamError
+from privacy.restore import StreamRestorers
+
+log = logging.getLogger("pryv.mpp")
+
+VOUCHER_WAIT_SECONDS = 60.0  # the draft's example of a reasonable pause
+_POLL_SECONDS = 0.05
+ACTIONS = ("open", "topUp", "voucher", "close")
+
+
+def session_offer(terms: TempoTerms, model: ModelSpec, suggested_deposit: int) -> Offer:
+    """A session challenge for `model`: `amount` per `llm_token`, rounded up to whole base
+    units (the exact charge is the model's prices over the tokens, docs/mpp.md)."""
+    unit = max(
+        1, math.ceil(max(model.input_micros_per_million, model.output_micros_per_million) / 1e6)
+    )
+    return Offer(
+        method="tempo",
+        intent="session",
+        description=f"{model.id}, paid per token as it streams",
+        request={
+            "amount": str(unit),
+            "unitType": "llm_token",
+            "suggestedDeposit": str(suggested_deposit),
+            "currency": terms.currency,
+            "recipient": terms.recipient,
+            "methodDetails": {"escrowContract": terms.escrow, "chainId": terms.chain_id},
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ChannelUpdate:
+    """A channel after a credential's action; `tx_hash` for on-chain actions."""
+
+    channel: PaymentChannel
+    action: str
+    tx_hash: str | None = None
+
+
+def _problem_of(exc: DomainRuleViolation, channel_id: str) -> PaymentProblem:
+    slugs = {
+        "amount_exceeds_deposit": ("session/amount-exceeds-deposit", 402),
+        "channel_finalized": ("session/channel-finalized", 410),
+        "insufficient_balance": ("session/insufficient-balance", 402),
+        "voucher_below_accepted": ("verification-failed", 402),
+    }
+    slug, status = slugs.get(exc.code, ("verification-failed", 402))
+    return PaymentProblem(slug, exc.message, status=status, extra={"channelId": channel_id})
+
+
+class SessionChannels:
+    """The session actions on the platform's chain and event store."""
+
+    def __init__(self, platform: Platform, voucher_wait: float = VOUCHER_WAIT_SECONDS) -> None:
+        self.platform = platform
+        self.terms = platform.tempo
+        self.chain = platform.chain
+        self.voucher_wait = voucher_wait
+
+    # --- reading the log -------------------------------------------------------------------
+
+    async def channel(self, channel_id: str) -> PaymentChannel | None:
+        return await asyncio.to_thread(self.platform.app.payment_channel, channel_id)
+
+    async def _change(
+        self, channel_id: str, change: Any, known: PaymentChannel | None = None
+    ) -> PaymentChannel:
+        try:
+            channel, _ = await asyncio.to_thread(
+                self.platform.app.change_channel, channel_id, change, known
+            )
+        except DomainRuleViolation as exc:
+            raise _problem_of(exc, channel_id) from None
+        return channel
+
+    # --- actions ---------------------------------------------------------------------------
+
+    async def apply(self, presented: PresentedCredential) -> ChannelUpdate:
+        payload = presented.payload
+        action = payload.get("action")
+        if action not in ACTIONS:
+            raise PaymentProblem(
+                "bad-request", f"payload.action must be one of {', '.join(ACTIONS)}", status=400
+            )
+        try:
+            channel_id = tempo.bytes32(payload.get("channelId"), "payload.channelId")
+        except TempoFormatError as exc:
+            raise PaymentProblem("malformed-credential", exc.message) from None
+        if action == "open":
+            if presented.expired:
+                raise PaymentProblem("invalid-challenge", "the challenge expired; ask a fresh one")
+            return await self._open(channel_id, payload)
+        channel = await self.channel(channel_id)
+        if channel is None:
+            raise PaymentProblem(
+                "session/channel-not-found", "no open channel with this id", status=410
+            )
+        if channel.closed:
+            raise PaymentProblem("session/channel-finalized", "the channel is closed", status=410)
+        if action == "topUp":
+            if presented.expired:
+                raise PaymentProblem(
+                    "session/challenge-not-found", "the challenge expired; ask a fresh one"
+                )
+            return await self._top_up(channel, payload)
+        cumulative, signature = self._voucher_fields(payload)
+        state = await self._verified_state(channel, cumulative, signature)
+        if action == "close":
+            return await self._close(channel, state, cumulative, signature)
+        channel = await self._accept(channel, state, cumulative, signature)
+        return ChannelUpdate(channel, "voucher")
+
+    def _voucher_fields(self, payload: dict[str, Any]) -> tuple[int, str]:
+        try:
+            cumulative = tempo.base_units(payload.get("cumulativeAmount"), "cumulativeAmount")
+            raw = tempo.signature_bytes(payload.get("signature"))
+        except TempoFormatError as exc:
+            raise PaymentProblem("session/invalid-signature", exc.message) from None
+        return cumulative, "0x" + raw.hex()
+
+    async def _verified_state(
+        self, channel: PaymentChannel, cumulative: int, signature: str
+    ) -> ChannelState:
+        """The escrow's state of `channel`, once the voucher is proven signed by its signer."""
+        state = await self.chain.channel(self.terms.escrow, channel.channel_id)
+        if state is None:
+            raise PaymentProblem(
+                "session/channel-not-found", "the escrow knows no such channel", status=410
+            )
+        if state.finalized:
+            raise PaymentProblem("session/channel-finalized", "the channel is closed", status=410)
+        if state.close_requested_at:
+            raise PaymentProblem(
+                "session/channel-finalized", "the payer asked the escrow to close the channel"
+            )
+        typed = tempo.voucher_typed_data(
+            channel=channel.channel_id,
+            cumulative=cumulative,
+            escrow=self.terms.escrow,
+            chain_id=self.terms.chain_id,
+        )
+        try:
+            signer = recover_typed_signer(typed, bytes.fromhex(signature[2:]))
+        except ValueError as exc:
+            raise PaymentProblem("session/invalid-signature", str(exc)) from None
+        if signer != state.signer:
+            raise PaymentProblem(
+                "session/signer-mismatch",
+                "the voucher is not signed by this channel's signer",
+                extra={"channelId": channel.channel_id},
+            )
+        return state
+
+    async def _accept(
+        self, channel: PaymentChannel, state: ChannelState, cumulative: int, signature: str
+    ) -> PaymentChannel:
+        def accept(current: PaymentChannel) -> None:
+            if state.deposit > current.deposit:  # topped up on chain directly
+                current.top_up(state.deposit, "")
+            current.accept_voucher(cumulative, signature)
+
+        return await self._change(channel.channel_id, accept, channel)
+
+    def _transaction(self, payload: dict[str, Any]) -> tuple[bytes, Any, tempo.Call]:
+        raw_hex = payload.get("transaction")
+        if payload.get("type") != "transaction" or not isinstance(raw_hex, str):
+            raise PaymentProblem(
+                "malformed-credential", 'payload needs type "transaction" and a transaction'
+            )
+        try:
+            raw = bytes.fromhex(raw_hex.removeprefix("0x"))
+            tx = decode_transaction(raw)
+        except ValueError as exc:
+            raise PaymentProblem("verification-failed", str(exc)) from None
+        call = tempo.decode_call(tx.data)
+        if tx.chain_id != self.terms.chain_id or tx.to != self.terms.escrow or call is None:
+            raise PaymentProblem(
+                "verification-failed", f"the transaction must call the escrow {self.terms.escrow}"
+            )
+        return raw, tx, call
+
+    async def _broadcast(self, raw: bytes) -> str:
+        try:
+            return await self.chain.send_raw_transaction(raw)
+        except ChainRejected as exc:
+            raise PaymentProblem(
+                "verification-failed", f"the chain refused it: {exc.message}"
+            ) from None
+
+    async def _open(self, channel_id: str, payload: dict[str, Any]) -> ChannelUpdate:
+        terms = self.terms
+        raw, tx, call = self._transaction(payload)
+        if call.name != "open":
+            raise PaymentProblem("verification-failed", "the transaction must call open()")
+        payee, token, _deposit, salt, signer = call.args
+        if payee != terms.recipient or token != terms.currency:
+            raise PaymentProblem(
+                "verification-failed", f"the channel must pay {terms.recipient} in {terms.currency}"
+            )
+        computed = tempo.channel_id(
+            payer=tx.sender,
+            payee=payee,
+            token=token,
+            salt=salt,
+            authorized_signer=signer,
+            escrow=terms.escrow,
+            chain_id=terms.chain_id,
+        )
+        if computed != channel_id:
+            raise PaymentProblem(
+                "verification-failed", "channelId does not match the open transaction"
+            )
+        claimed_signer = payload.get("authorizedSigner")
+        if claimed_signer is not None and str(claimed_signer).lower() not in (signer, tx.sender):
+            raise PaymentProblem("verification-failed", "authorizedSigner is not the calldata's")
+        channel = await self.channel(channel_id)
+        tx_hash = None
+        if channel is None:
+            state = await self.chain.channel(terms.escrow, channel_id)
+            if state is None:
+                tx_hash = await self._broadcast(raw)
+                state = await self.chain.channel(terms.escrow, channel_id)
+            if state is None or state.finalized or state.payer != tx.sender:
+                raise PaymentProblem("verification-failed", "the escrow holds no such channel")
+            opened = PaymentChannel(
+                channel_id=channel_id,
+                chain_id=terms.chain_id,
+                escrow=terms.escrow,
+                token=state.token,
+                payer=state.payer,
+                payee=state.payee,
+                authorized_signer=state.authorized_signer,
+                deposit=state.deposit,
+                open_tx=tx_hash or tx.tx_hash,
+                account_id=str(ids.account_id(state.payer)),
+                wallet=state.payer,
+                env=terms.env,
+            )
+            await asyncio.to_thread(self.platform.app.open_channel, opened)
+            channel = await self.channel(channel_id)
+            assert channel is not None
+        cumulative, signature = self._voucher_fields(payload)
+        state = await self._verified_state(channel, cumulative, signature)
+        channel = await self._accept(channel, state, cumulative, signature)
+        return ChannelUpdate(channel, "open", tx_hash)
+
+    async def _top_up(self, channel: PaymentChannel, payload: dict[str, Any]) -> ChannelUpdate:
+        raw, tx, call = self._transaction(payload)
+        try:
+            additional = tempo.base_units(payload.get("additionalDeposit"), "additionalDeposit")
+        except TempoFormatError as exc:
+            raise PaymentProblem("malformed-credential", exc.message) from None
+        if (
+            call.name != "topUp"
+            or call.args != (channel.channel_id, additional)
+            or tx.sender != channel.payer
+        ):
+            raise PaymentProblem(
+                "verification-failed", "the transaction must be the payer's topUp of this channel"
+            )
+        tx_hash = await self._broadcast(raw)
+        state = await self.chain.channel(self.terms.escrow, channel.channel_id)
+        if state is None or state.deposit <= channel.deposit:
+            raise PaymentProblem("verification-failed", "the escrow shows no higher deposit")
+        deposit = state.deposit
+        channel = await self._change(
+            channel.channel_id, lambda c: c.top_up(deposit, tx_hash), channel
+        )
+        return ChannelUpdate(channel, "topUp", tx_hash)
+
+    async def _close(
+        self, channel: PaymentChannel, state: ChannelState, cumulative: int, signature: str
+    ) -> ChannelUpdate:
+        """Close on chain capturing exactly `spent` (never more than was served): the close
+        voucher must be for that amount."""
+        captured = max(channel.spent, state.settled)
+        if cumulative != captured:
+            raise PaymentProblem(
+                "verification-failed",
+                f"the close voucher must be for exactly the amount spent, {captured}",
+                extra={"channelId": channel.channel_id, "spent": str(captured)},
+            )
+        payee = self.terms.recipient
+        chain = self.chain
+        raw = sign_transaction(
+            self.platform.payee_key,
+            {
+                "chainId": self.terms.chain_id,
+                "nonce": await chain.nonce(payee),
+                "to": self.terms.escrow,
+                "value": 0,
+                "gas": 300_000,
+                "maxFeePerGas": await chain.gas_price(),
+                "maxPriorityFeePerGas": 0,
+                "data": tempo.close_call(
+                    channel.channel_id, cumulative, bytes.fromhex(signature[2:])
+                ),
+            },
+        )
+        tx_hash = await self._broadcast(raw)
+        channel = await self._change(
+            channel.channel_id, lambda c: c.close(captured=captured, tx_hash=tx_hash), channel
+        )
+        return ChannelUpdate(channel, "close", tx_hash)
+
+    # --- metering a stream -----------------------------------------------------------------
+
+    async def spend(
+        self,
+        channel: PaymentChannel,
+        spent: int,
+        *,
+        request_id: str,
+        model: str,
+        tokens_in: int,
+        tokens_out: int,
+    ) -> PaymentChannel:
+        """Append `Spent` raising the channel's spent to `spent` (raises PaymentProblem
+        session/insufficient-balance if no accepted voucher covers it)."""
+        return await self._change(
+            channel.channel_id,
+            lambda c: c.spend(
+                spent=spent,
+                request_id=request_id,
+                model=model,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+            ),
+            channel,
+        )
+
+    async def wait_for_voucher(self, channel: PaymentChannel, need: int) -> PaymentChannel:
+        """The channel once an accepted voucher covers `need`, it closed, or the wait ended."""
+        deadline = time.monotonic() + self.voucher_wait
+        app = self.platform.app
+        while channel.accepted < need and not channel.closed and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL_SECONDS)
+            channel = await asyncio.to_thread(app.refresh_channel, channel)
+        return channel
+
+    def receipt_fields(
+        self, channel: PaymentChannel, challenge_id: str, **more: Any
+    ) -> dict[str, Any]:
+        return {
+            "intent": "session",
+            "challengeId": challenge_id,
+            "channelId": channel.channel_id,
+            "acceptedCumulative": str(channel.accepted),
+            "spent": str(channel.spent),
+            **{k: v for k, v in more.items() if v is not None},
+        }
+
+
+@dataclass(frozen=True)
+class SessionItem:
+    """One thing the stream sends: a completion chunk, a `payment-need-voucher` or
+    `payment-receipt` event, or an `error`."""
+
+    kind: Literal["chunk", "payment-need-voucher", "payment-receipt", "error"]
+    data: dict[str, Any]
+
+
+class SessionStream:
+    """A chat answer paid from a channel as it streams (see the module docstring)."""
+
+    def __init__(
+        self,
+        channels: SessionChannels,
+        channel: PaymentChannel,
+        private: PrivateRequest,
+        *,
+        request_id: str,
+        challenge_id: str,
+        wants_usage: bool,
+        receipt: Any,
+    ) -> None:
+        self.channels = channels
+        self.channel = channel
+        self.private = private
+        self.request_id = request_id
+        self.challenge_id = challenge_id
+        self.wants_usage = wants_usage
+        self._receipt = receipt  # PaymentAuth.receipt
+        self.units = 0
+        self.covered = True
+        self.initial_receipt = receipt(
+            channel.channel_id, **channels.receipt_fields(channel, challenge_id)
+        )
+
+    def __aiter__(self) -> AsyncIterator[SessionItem]:
+        return self._items()
+
+    async def _cover(
+        self, total: int, tokens_in: int, tokens_out: int
+    ) -> AsyncGenerator[SessionItem, None]:
+        """Persist spent = `total` before what it pays for is delivered, pausing for a voucher
+        when the accepted one does not cover it. Leaves `self.covered` False if none came."""
+        self.covered = True
+        channel = self.channel
+        if total <= channel.spent:
+            return
+        while True:
+            if channel.accepted >= total:
+                try:
+                    self.channel = await self.channels.spend(
+                        channel,
+                        total,
+                        request_id=self.request_id,
+                        model=self.private.model.id,
+                        tokens_in=tokens_in,
+                        tokens_out=tokens_out,
+                    )
+                    return
+                except PaymentProblem as exc:
+                    if exc.slug != "session/insufficient-balance":
+                        raise
+                    channel = await asyncio.to_thread(
+                        self.channels.platform.app.refresh_channel, channel
+                    )
+                    continue
+            yield SessionItem(
+                "payment-need-voucher",
+                {
+                    "channelId": channel.channel_id,
+                    "requiredCumulative": str(total),
+                    "acceptedCumulative": str(channel.accepted),
+                    "deposit": str(channel.deposit),
+                },
+            )
+            channel = await self.channels.wait_for_voucher(channel, total)
+            self.channel = channel
+            if channel.closed or channel.accepted < total:
+                self.covered = False
+                return
+
+    async def _items(self) -> AsyncGenerator[SessionItem, None]:
+        private, model = self.private, self.private.model
+        upstream = aiter(
+            self.channels.platform.upstreams.for_model(model).stream(model, private.prepared.body)
+        )
+        vault = private.prepared.vault
+        restorers = StreamRestorers(vault) if vault is not None else None
+        streamed: list[str] = []
+        reported: Any = None
+        billed_in = billed_out = 0
+        try:
+            try:
+                chunk: dict[str, Any] | None = await anext(upstream, None)
+                while chunk is not None:
+                    if chunk.get("usage") is not None:
+                        reported = chunk["usage"]
+                        if not self.wants_usage:
+                            chunk = {k: v for k, v in chunk.items() if k != "usage"}
+                    for choice in chunk.get("choices") or []:
+                        streamed.append(str((choice.get("delta") or {}).get("content") or ""))
+                    out_tokens = estimate_text_tokens("".join(streamed))
+                    total = cost_micros(model, Usage(private.prompt_tokens, out_tokens))
+                    async for item in self._cover(
+                        total, private.prompt_tokens - billed_in, out_tokens - billed_out
+                    ):
+                        yield item
+                    if not self.covered:
+                        break
+                    billed_in, billed_out = private.prompt_tokens, out_tokens
+                    if chunk.get("choices") or "usage" in chunk:
+                        chunk["model"] = model.id
+                        if restorers is not None:
+                            restorers.chunk(chunk)
+                        yield SessionItem("chunk", chunk)
+                    chunk = await anext(upstream, None)
+                else:
+                    if restorers is not None:
+                        for index, text in restorers.leftovers().items():
+                            yield SessionItem(
+                                "chunk",
+                                {
+                                    "object": "chat.completion.chunk",
+                                    "model": model.id,
+                                    "choices": [
+                                        {
+                                            "index": index,
+                                            "delta": {"content": text},
+                                            "finish_reason": None,
+                                        }
+                                    ],
+                                },
+                            )
+                    # The upstream's own count, when it is higher than ours, is owed too.
+                    if isinstance(reported, dict) and isinstance(
+                        reported.get("prompt_tokens"), int
+                    ):
+                        usage = Usage(
+                            int(reported["prompt_tokens"]),
+                            int(reported.get("completion_tokens") or 0),
+                        )
+                        async for item in self._cover(
+                            cost_micros(model, usage),
+                            max(usage.prompt_tokens - billed_in, 0),
+                            max(usage.completion_tokens - billed_out, 0),
+                        ):
+                            yield item
+                        billed_out = max(billed_out, usage.completion_tokens)
+            except UpstreamError as exc:
+                yield SessionItem(
+                    "error",
+                    {
+                        "error": {
+                            "message": f"the model server failed: {exc.message}",
+                            "type": "api_error",
+                            "code": "upstream_error",
+                        }
+                    },
+                )
+            self.units = billed_out
+            yield SessionItem(
+                "payment-receipt",
+                {
+                    "method": "tempo",
+                    "status": "success",
+                    "reference": self.channel.channel_id,
+                    "timestamp": _now(),
+                    **self.channels.receipt_fields(
+                        self.channel, self.challenge_id, units=billed_out
+                    ),
+                },
+            )
+        finally:
+            closing = getattr(upstream, "aclose", None)
+            if closing is not None:
+                with contextlib.suppress(BaseException):
+                    await closing()
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
