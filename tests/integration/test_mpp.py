@@ -22,7 +22,7 @@ from infra.settings import Settings
 from projections import balance, keys
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway
-from tests.mpp_payer import TempoPayer, challenges, receipt_of
+from tests.mpp_payer import Channel, TempoPayer, challenges, receipt_of
 
 PROBLEMS = "https://paymentauth.org/problems/"
 PREVIEW = {"text": "Mail alice@example.com or call +1 415 555 0100."}
@@ -400,3 +400,209 @@ async def payer_reusing(payer: TempoPayer, challenge: Challenge, tx_hash: str) -
     return Credential(
         challenge=challenge.to_echo(), payload={"type": "hash", "hash": tx_hash}, source=payer.did
     ).to_authorization()
+
+
+# --- the session chat --------------------------------------------------------------------------
+
+WORDS = " ".join(f"w{i}" for i in range(40))
+CHAT = {
+    "model": "echo-slow",
+    "stream": True,
+    "messages": [{"role": "user", "content": WORDS}],
+}
+
+
+async def session_challenge(http: httpx.AsyncClient, body: dict[str, Any] = CHAT) -> Challenge:
+    response = await http.post("/mpp/chat/completions", json=body)
+    assert response.status_code == 402, response.text
+    (challenge,) = challenges(response)
+    assert (challenge.method, challenge.intent) == ("tempo", "session")
+    return challenge
+
+
+async def read_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs of an SSE response ("message" for plain data lines)."""
+    event = "message"
+    async for line in response.aiter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            yield event, line[6:]
+            event = "message"
+
+
+def channel_state(gateway: Gateway, channel_id: str) -> Any:
+    return gateway.platform.app.payment_channel(channel_id)
+
+
+async def test_a_session_chat_pauses_for_a_voucher_and_resumes(
+    gateway: Gateway, http: httpx.AsyncClient
+) -> None:
+    payer = await funded_payer(gateway)
+    challenge = await session_challenge(http)
+    request = challenge.request
+    assert request["unitType"] == "llm_token" and int(request["suggestedDeposit"]) > 0
+    assert request["methodDetails"]["escrowContract"] == gateway.platform.tempo.escrow
+    deposit = 1_000
+    # The first voucher pays the prompt and a few words; the answer needs more.
+    channel, opening = await payer.open(challenge, deposit, cumulative=60)
+    chunks: list[str] = []
+    needs: list[dict[str, Any]] = []
+    final: dict[str, Any] | None = None
+    async with http.stream(
+        "POST", "/mpp/chat/completions", json=CHAT, headers={"Authorization": opening}
+    ) as response:
+        assert response.status_code == 200
+        first = receipt_of(response)
+        assert first.reference == channel.channel_id
+        async for event, data in read_events(response):
+            if event == "payment-need-voucher":
+                need = json.loads(data)
+                needs.append(need)
+                assert need["channelId"] == channel.channel_id
+                assert int(need["requiredCumulative"]) > int(need["acceptedCumulative"])
+                state = channel_state(gateway, channel.channel_id)
+                assert state.spent <= state.accepted  # nothing served beyond the voucher
+                top = await http.head(
+                    "/mpp/chat/completions",
+                    headers={
+                        "Authorization": payer.voucher(
+                            channel, int(need["requiredCumulative"]) + 20
+                        )
+                    },
+                )
+                assert top.status_code == 200 and "payment-receipt" in top.headers
+            elif event == "payment-receipt":
+                final = json.loads(data)
+            elif data != "[DONE]":
+                for choice in json.loads(data).get("choices") or []:
+                    chunks.append(choice["delta"].get("content") or "")
+    assert needs, "the stream never paused for a voucher"
+    assert "".join(chunks).split() == WORDS.split()  # the whole answer, once
+    assert final is not None and final["intent"] == "session" and final["status"] == "success"
+    state = channel_state(gateway, channel.channel_id)
+    assert final["spent"] == str(state.spent) and final["acceptedCumulative"] == str(state.accepted)
+    assert 0 < state.spent <= state.accepted <= deposit
+    # Every increment is a Spent event, each raising spent, each covered by a voucher.
+    log = await asyncio.to_thread(gateway.platform.app.read_log, 0, 100_000)
+    accepted, spent = 0, 0
+    for e in log:
+        if e.originator_id != str(state.id):
+            continue
+        if e.topic == topics.CHANNEL_VOUCHER_ACCEPTED:
+            accepted = e.data["cumulative"]
+        elif e.topic == topics.CHANNEL_SPENT:
+            assert e.data["spent"] > spent and e.data["spent"] <= accepted
+            spent = e.data["spent"]
+    assert spent == state.spent
+    # The ledger and balance see the session like card money (paid and spent, net zero).
+    await gateway.settled()
+    entries = await ledger_entries(gateway, state.account_id)
+    assert sum(e["paid_micros"] for e in entries if e["type"] == "session") == state.spent
+    held = await balance.read_balance(gateway.platform.read_store, state.account_id, "test")
+    assert held.credited_micros == held.debited_micros == state.spent
+    # Close: the payee captures exactly what was spent; the rest goes back to the payer.
+    before = chain_of(gateway).balance(gateway.platform.tempo.currency, payer.address)
+    closed = await http.post(
+        "/mpp/chat/completions",
+        headers={"Authorization": payer.voucher(channel, state.spent, action="close")},
+    )
+    assert closed.status_code == 200, closed.text
+    tx_hash = closed.json()["txHash"]
+    assert receipt_of(closed).reference == channel.channel_id
+    terms = gateway.platform.tempo
+    assert chain_of(gateway).balance(terms.currency, terms.recipient) == state.spent
+    refund = deposit - state.spent
+    assert chain_of(gateway).balance(terms.currency, payer.address) == before + refund
+    assert (await gateway.platform.chain.receipt(tx_hash)).succeeded
+    after = await http.head(
+        "/mpp/chat/completions", headers={"Authorization": payer.voucher(channel, deposit)}
+    )
+    assert after.status_code == 410
+
+
+async def ledger_entries(gateway: Gateway, account_id: str) -> list[dict[str, Any]]:
+    from projections.ledger import ledger_page
+
+    return await ledger_page(gateway.platform.read_store, account_id, before=None, limit=500)
+
+
+async def open_channel(
+    gateway: Gateway, http: httpx.AsyncClient, payer: TempoPayer, deposit: int, cumulative: int
+) -> Any:
+    challenge = await session_challenge(http)
+    channel, opening = await payer.open(challenge, deposit, cumulative=cumulative)
+    opened = await http.post("/mpp/chat/completions", headers={"Authorization": opening})
+    assert opened.status_code == 200, opened.text
+    assert opened.json()["acceptedCumulative"] == str(cumulative)
+    return channel
+
+
+async def test_voucher_refusals_credit_nothing(gateway: Gateway, http: httpx.AsyncClient) -> None:
+    payer = await funded_payer(gateway)
+    channel = await open_channel(gateway, http, payer, 500, 100)
+
+    async def voucher(authorization: str) -> httpx.Response:
+        return await http.post("/mpp/chat/completions", headers={"Authorization": authorization})
+
+    same = await voucher(payer.voucher(channel, 100))  # resubmitted: idempotent
+    assert same.status_code == 200 and same.json()["acceptedCumulative"] == "100"
+    raised = await voucher(payer.voucher(channel, 200))
+    assert raised.json()["acceptedCumulative"] == "200"
+    lower = await voucher(payer.voucher(channel, 150))
+    assert lower.status_code == 402 and challenges(lower)
+    assert lower.json()["type"] == PROBLEMS + "verification-failed"
+    too_much = await voucher(payer.voucher(channel, 501))
+    assert too_much.json()["type"] == PROBLEMS + "session/amount-exceeds-deposit"
+    other = await open_channel(gateway, http, payer, 500, 0)
+    foreign = await voucher(payer.voucher(channel, 300, channel_id=other.channel_id))
+    assert foreign.status_code == 402
+    assert foreign.json()["type"] == PROBLEMS + "session/signer-mismatch"
+    stranger = await funded_payer(gateway)
+    forged = await voucher(payer.voucher(channel, 300, signer=stranger))
+    assert forged.json()["type"] == PROBLEMS + "session/signer-mismatch"
+    nowhere = Channel("0x" + "ab" * 32, "", 0, channel.challenge)
+    unknown = await voucher(payer.voucher(nowhere, 1))
+    assert unknown.status_code == 410
+    assert unknown.json()["type"] == PROBLEMS + "session/channel-not-found"
+    wrong_close = await voucher(payer.voucher(channel, 200, action="close"))
+    assert wrong_close.status_code == 402  # nothing was spent: a close must be for 0
+    assert channel_state(gateway, channel.channel_id).accepted == 200
+    await gateway.settled()
+    assert money_events(await log_topics(gateway)) == []  # vouchers alone move no money
+
+
+async def test_a_prompt_the_voucher_does_not_cover_is_refused_before_the_upstream(
+    gateway: Gateway, http: httpx.AsyncClient
+) -> None:
+    payer = await funded_payer(gateway)
+    channel = await open_channel(gateway, http, payer, 5_000, 0)
+    response = await http.post(
+        "/mpp/chat/completions", json=CHAT, headers={"Authorization": payer.voucher(channel, 0)}
+    )
+    assert response.status_code == 402
+    problem = response.json()
+    assert problem["type"] == PROBLEMS + "session/insufficient-balance"
+    assert int(problem["requiredTopUp"]) > 0 and challenges(response)
+    assert channel_state(gateway, channel.channel_id).spent == 0
+
+
+async def test_a_top_up_raises_the_deposit_for_larger_vouchers(
+    gateway: Gateway, http: httpx.AsyncClient
+) -> None:
+    payer = await funded_payer(gateway)
+    channel = await open_channel(gateway, http, payer, 100, 100)
+    over = await http.head(
+        "/mpp/chat/completions", headers={"Authorization": payer.voucher(channel, 150)}
+    )
+    assert over.status_code == 402
+    topped = await http.post(
+        "/mpp/chat/completions", headers={"Authorization": await payer.top_up(channel, 400)}
+    )
+    assert topped.status_code == 200, topped.text
+    assert topped.json()["deposit"] == "500" and topped.json()["txHash"]
+    now = await http.head(
+        "/mpp/chat/completions", headers={"Authorization": payer.voucher(channel, 450)}
+    )
+    assert now.status_code == 200
+    assert channel_state(gateway, channel.channel_id).accepted == 450
