@@ -38,9 +38,11 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(settings: Settings, catalog: Path) -> AsyncIterator[tuple[str, int]]:
+async def gateway_process(
+    settings: Settings, catalog: Path, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, int]]:
     port = free_port()
-    env = {**relay_env(settings), "PRYV_MODELS_FILE": str(catalog)}
+    env = {**relay_env(settings), "PRYV_MODELS_FILE": str(catalog), **(extra_env or {})}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -61,11 +63,14 @@ async def gateway_process(settings: Settings, catalog: Path) -> AsyncIterator[tu
     url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient() as http:
-            for _ in range(200):
+            # Generous: imports and start-up take seconds on a loaded 2-core box.
+            deadline = asyncio.get_running_loop().time() + 90
+            while True:
                 with contextlib.suppress(httpx.TransportError):
                     if (await http.get(f"{url}/healthz")).status_code == 200:
                         break
                 assert proc.poll() is None, "gateway process died at start"
+                assert asyncio.get_running_loop().time() < deadline, "gateway never became healthy"
                 await asyncio.sleep(0.05)
         yield url, proc.pid
     finally:
