@@ -606,3 +606,22 @@ async def test_a_top_up_raises_the_deposit_for_larger_vouchers(
     )
     assert now.status_code == 200
     assert channel_state(gateway, channel.channel_id).accepted == 450
+
+
+async def test_the_documented_client_example_runs(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/examples/mpp_client.py, as printed, against the embedded chain."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "mpp_client.py"
+    spec = importlib.util.spec_from_file_location("mpp_client_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    await example.main(gateway.url, "pryv-echo")
+    out = capsys.readouterr().out
+    assert "preview: Write to" in out and "jane.doe@example.com" not in out
+    assert "bought pryv_test_" in out and "with the key: hello" in out
+    assert "chat: 'a b c d e'" in out and "closed in 0x" in out
