@@ -91,45 +91,6 @@ def _request_id(request: Request) -> str:
     )
 
 
-def payment_info(service: MppService | None) -> dict[str, dict[str, Any]]:
-    """Each paid operation's `x-payment-info` (draft-payment-discovery), by path."""
-    from domain.tempo import TempoTerms
-    from gateway.preview import PREVIEW_PRICE_MICROS
-    from infra.settings import MEMORY_ESCROW, PATH_USD
-
-    terms = (
-        service.platform.tempo
-        if service is not None
-        else TempoTerms(0, PATH_USD, "", MEMORY_ESCROW, "test")
-    )
-    packs = (
-        ", ".join(f"{p.id} ({p.public()['usd']} USD)" for p in service.platform.credit_packs)
-        if service is not None
-        else "see GET /api/v1/billing/credit-packs"
-    )
-
-    def offer(intent: str, amount: str | None, description: str) -> dict[str, Any]:
-        return {
-            "intent": intent,
-            "method": "tempo",
-            "amount": amount,
-            "currency": terms.currency,
-            "description": description,
-        }
-
-    return {
-        "/mpp/pii/preview": {
-            "offers": [offer("charge", str(PREVIEW_PRICE_MICROS), "one PII preview, $0.05")]
-        },
-        "/mpp/keys": {
-            "offers": [offer("charge", None, f"the price of the chosen credit pack: {packs}")]
-        },
-        "/mpp/chat/completions": {
-            "offers": [offer("session", None, "per token as it streams, at the model's prices")]
-        },
-    }
-
-
 SERVICE_INFO = {
     "categories": ["compute", "developer-tools"],
     "docs": {
@@ -209,10 +170,11 @@ async def _session(
     try:
         result = await mpp_of(request).session(credential_of(request), body, _request_id(request))
     except PaymentProblem as problem:
-        if head:
-            problem.extra.clear()
-            response = problem_response(problem)
-            return Response(status_code=problem.status, headers=dict(response.headers))
+        if head:  # the same status and challenges, no body
+            response = Response(status_code=problem.status, headers={"Cache-Control": "no-store"})
+            for challenge in problem.challenges:
+                response.headers.append("WWW-Authenticate", challenge)
+            return response
         return problem_response(problem)
     if isinstance(result, SessionStream):
         return _session_sse(result)

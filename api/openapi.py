@@ -15,9 +15,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from api.mpp import SERVICE_INFO, payment_info
+from api.mpp import SERVICE_INFO
 from gateway.chat_request import ChatCompletionRequest
-from gateway.mpp.service import BuyKeyRequest
+from gateway.mpp.service import BuyKeyRequest, payment_info
 from gateway.preview import PiiPreviewRequest
 
 ERROR_STATUSES = {
@@ -89,7 +89,8 @@ def install_openapi(app: FastAPI) -> None:
                     responses.setdefault(status, {"description": text, "content": error})
         # MPP discovery (draft-payment-discovery): the service, and each paid operation's offers.
         schema["x-service-info"] = SERVICE_INFO
-        for path, info in payment_info(getattr(app.state, "mpp", None)).items():
+        mpp = getattr(app.state, "mpp", None)
+        for path, info in payment_info(mpp.platform if mpp is not None else None).items():
             schema["paths"][path]["post"]["x-payment-info"] = info
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)

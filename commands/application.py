@@ -458,6 +458,10 @@ class PryvApplication(Application[UUID]):
             cast(Aggregate.Event, recorded).mutate(known)
         return known
 
+    def has_grant(self, grant_ref: str) -> bool:
+        """Whether the grant `grant_ref` was recorded (exact: reads the aggregate)."""
+        return self._exists(ids.grant_id(grant_ref))
+
     def has_purchase(self, source_id: str) -> bool:
         """Whether the payment `source_id` has been credited (exact: reads the aggregate)."""
         return self._exists(ids.purchase_id(source_id))

@@ -37,9 +37,13 @@ class ChainRejected(PryvError):
 
 
 class ChainUnavailable(PryvError):
-    """The node could not be reached or answered nonsense: nothing was verified."""
+    """The node could not be reached or answered nonsense: nothing was verified (503, retry:
+    the retry gets a fresh challenge)."""
 
     kind, code = ErrorKind.UNAVAILABLE, "chain_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, metadata={"Retry-After": "2"})
 
 
 class Chain(Protocol):

@@ -480,6 +480,8 @@ class PaymentChannel(Aggregate):
         self.accepted = 0
         self.signature = ""
         self.spent = 0
+        self.closing = False
+        self.captured = 0
         self.closed = False
         self.close_tx: str | None = None
 
@@ -495,6 +497,8 @@ class PaymentChannel(Aggregate):
         """Record a higher voucher; False for a resubmission of the accepted one (idempotent).
         The caller has verified the signature."""
         self._open()
+        if self.closing:
+            raise DomainRuleViolation("the channel is closing", code="channel_finalized")
         if cumulative == self.accepted:
             return False
         if cumulative < self.accepted:
@@ -517,6 +521,8 @@ class PaymentChannel(Aggregate):
 
     def top_up(self, deposit: int, tx_hash: str) -> None:
         self._open()
+        if self.closing:
+            raise DomainRuleViolation("the channel is closing", code="channel_finalized")
         if deposit <= self.deposit:
             raise DomainRuleViolation("a top-up raises the deposit")
         self._topped_up(deposit=deposit, tx_hash=tx_hash)
@@ -526,20 +532,23 @@ class PaymentChannel(Aggregate):
         self.deposit = deposit
 
     def spend(
-        self, *, spent: int, request_id: str, model: str, tokens_in: int, tokens_out: int
+        self, *, amount: int, request_id: str, model: str, tokens_in: int, tokens_out: int
     ) -> None:
-        """Raise `spent` to `spent` (cumulative) for service about to be delivered."""
+        """Raise `spent` by `amount` for service about to be delivered (a delta, so two
+        streams on one channel each pay for their own)."""
         self._open()
-        if spent <= self.spent:
-            raise DomainRuleViolation("spent only grows")
-        if spent > self.accepted:
+        if self.closing:
+            raise DomainRuleViolation("the channel is closing", code="channel_finalized")
+        if amount <= 0:
+            raise DomainRuleViolation("a spend is positive")
+        if self.spent + amount > self.accepted:
             raise DomainRuleViolation(
-                f"spending {spent} needs a voucher; {self.accepted} is accepted",
+                f"spending {self.spent + amount} needs a voucher; {self.accepted} is accepted",
                 code="insufficient_balance",
             )
         self._spent(
-            spent=spent,
-            delta=spent - self.spent,
+            spent=self.spent + amount,
+            delta=amount,
             request_id=request_id,
             model=model,
             tokens_in=tokens_in,
@@ -564,11 +573,29 @@ class PaymentChannel(Aggregate):
     ) -> None:
         self.spent = spent
 
-    def close(self, *, captured: int, tx_hash: str) -> None:
+    def start_close(self, captured: int) -> bool:
+        """Stop all spending before the escrow close is broadcast, so nothing is served after
+        the capture is fixed; False if a close for `captured` is already under way (retry)."""
         self._open()
+        if self.closing:
+            if captured != self.captured:
+                raise DomainRuleViolation(f"the channel is closing for {self.captured}")
+            return False
         if captured != self.spent:
             raise DomainRuleViolation("a close captures exactly what was spent")
-        self._closed(captured=captured, tx_hash=tx_hash, account_id=self.account_id)
+        self._close_started(captured=captured)
+        return True
+
+    @event("CloseStarted")
+    def _close_started(self, captured: int) -> None:
+        self.closing = True
+        self.captured = captured
+
+    def close(self, *, tx_hash: str) -> None:
+        self._open()
+        if not self.closing:
+            raise DomainRuleViolation("start the close first")
+        self._closed(captured=self.captured, tx_hash=tx_hash, account_id=self.account_id)
 
     @event("Closed")
     def _closed(self, captured: int, tx_hash: str, account_id: str) -> None:

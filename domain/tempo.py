@@ -35,6 +35,7 @@ VOUCHER_TYPES = [
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _BYTES32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_DIGITS = re.compile(r"(?:0|[1-9][0-9]{0,38})")  # ASCII digits only: str.isdigit takes "²"
 _SIGNATURE = re.compile(r"0x(?:[0-9a-fA-F]{128}|[0-9a-fA-F]{130})")
 _DID_PKH = re.compile(r"^did:pkh:eip155:(?P<chain>[0-9]{1,12}):(?P<address>0x[0-9a-fA-F]{40})$")
 
@@ -76,20 +77,20 @@ _CALLS: dict[bytes, tuple[str, list[str]]] = {
 
 def address(value: Any, what: str = "address") -> str:
     """A 20-byte address, lower-cased (the drafts compare addresses by value)."""
-    if not isinstance(value, str) or not _ADDRESS.match(value):
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
         raise TempoFormatError(f"{what} must be a 0x-prefixed 20-byte hex address")
     return value.lower()
 
 
 def bytes32(value: Any, what: str = "value") -> str:
-    if not isinstance(value, str) or not _BYTES32.match(value):
+    if not isinstance(value, str) or not _BYTES32.fullmatch(value):
         raise TempoFormatError(f"{what} must be a 0x-prefixed 32-byte hex value")
     return value.lower()
 
 
 def base_units(value: Any, what: str = "amount") -> int:
     """A decimal string of base units, as the drafts encode amounts (no sign, no exponent)."""
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 39:
+    if not isinstance(value, str) or not _DIGITS.fullmatch(value):
         raise TempoFormatError(f"{what} must be a decimal string of base units")
     amount = int(value)
     if amount > MAX_UINT128:
@@ -103,7 +104,7 @@ def did_pkh(chain_id: int, payer: str) -> str:
 
 def parse_did_pkh(value: Any) -> tuple[int, str]:
     """(chain id, address) of a `did:pkh:eip155:<chain>:<address>` payer DID."""
-    match = _DID_PKH.match(value) if isinstance(value, str) else None
+    match = _DID_PKH.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise TempoFormatError("source must be did:pkh:eip155:<chainId>:<address>")
     return int(match["chain"]), match["address"].lower()

@@ -37,6 +37,7 @@ CHANNEL_OPENED = "pryv.PaymentChannel.Opened.v1"
 CHANNEL_VOUCHER_ACCEPTED = "pryv.PaymentChannel.VoucherAccepted.v1"
 CHANNEL_TOPPED_UP = "pryv.PaymentChannel.ToppedUp.v1"
 CHANNEL_SPENT = "pryv.PaymentChannel.Spent.v1"
+CHANNEL_CLOSE_STARTED = "pryv.PaymentChannel.CloseStarted.v1"
 CHANNEL_CLOSED = "pryv.PaymentChannel.Closed.v1"
 
 
@@ -66,6 +67,7 @@ EVENT_TOPICS: dict[type, str] = {
     _event_class(PaymentChannel, "VoucherAccepted"): CHANNEL_VOUCHER_ACCEPTED,
     _event_class(PaymentChannel, "ToppedUp"): CHANNEL_TOPPED_UP,
     _event_class(PaymentChannel, "Spent"): CHANNEL_SPENT,
+    _event_class(PaymentChannel, "CloseStarted"): CHANNEL_CLOSE_STARTED,
     _event_class(PaymentChannel, "Closed"): CHANNEL_CLOSED,
 }
 

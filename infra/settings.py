@@ -86,10 +86,11 @@ class Settings:
 
     @property
     def mpp_credit_env(self) -> str:
-        """What MPP money buys: test credit on a test chain (the in-memory one by default)."""
-        if self.mpp_env is not None:
-            return self.mpp_env
-        return "live" if self.tempo_rpc_url else "test"
+        """What MPP money buys: test credit on a test chain. The in-memory chain (it has a
+        faucet) is always one; a node's chain is live unless PRYV_MPP_ENV says test."""
+        if not self.tempo_rpc_url:
+            return "test"
+        return self.mpp_env or "live"
 
     @property
     def embedded(self) -> bool:
@@ -176,6 +177,10 @@ class EnvironmentSettings(BaseSettings):
             pepper = load_or_create_pepper(self.data_dir)
         else:
             pepper = b""
+        if self.mpp_env == "live" and not self.tempo_rpc_url:
+            raise ConfigurationError(
+                "PRYV_MPP_ENV=live needs PRYV_TEMPO_RPC_URL (the in-memory chain has test money)"
+            )
         if self.tempo_rpc_url and not self.mpp_escrow:
             raise ConfigurationError(
                 "PRYV_TEMPO_RPC_URL needs PRYV_MPP_ESCROW (the channel escrow)"

@@ -73,23 +73,31 @@ def _asked(request: dict[str, Any], terms: TempoTerms) -> tuple[int, str, str]:
     return amount, memo, recipient
 
 
+@dataclass(frozen=True)
+class Ledger:
+    """What verification asks of the books: claim a challenge id once, and whether a
+    transaction was already credited (crediting is idempotent by transaction hash)."""
+
+    claim: Callable[[str], Awaitable[bool]]
+    credited: Callable[[str], Awaitable[bool]]
+
+
 async def verify_charge(
-    chain: Chain,
-    presented: PresentedCredential,
-    terms: TempoTerms,
-    claim: Callable[[str], Awaitable[bool]],
+    chain: Chain, presented: PresentedCredential, terms: TempoTerms, ledger: Ledger
 ) -> PaidCharge:
-    """The payment `presented` makes, verified and (pull mode) broadcast. `claim(challenge
-    id)` makes each challenge single use. Raises PaymentProblem."""
+    """The payment `presented` makes, verified and (pull mode) broadcast. Raises
+    PaymentProblem. The challenge is claimed once verification passed; a credential whose
+    challenge is claimed but whose payment was never credited (the process died between
+    broadcast and credit, or the answer was lost before it) is verified again and credited
+    rather than lost."""
     if presented.expired:
         raise PaymentProblem("invalid-challenge", "the challenge expired; pay a fresh one")
     amount, memo, recipient = _asked(presented.request, terms)
-    payload = presented.payload
-    kind = payload.get("type")
+    kind = presented.payload.get("type")
     if kind == "transaction":
-        return await _pull(chain, presented, terms, claim, amount, memo, recipient)
+        return await _pull(chain, presented, terms, ledger, amount, memo, recipient)
     if kind == "hash":
-        return await _push(chain, presented, terms, claim, amount, memo, recipient)
+        return await _push(chain, presented, terms, ledger, amount, memo, recipient)
     raise PaymentProblem("malformed-credential", 'payload.type must be "transaction" or "hash"')
 
 
@@ -104,16 +112,27 @@ def _check_source(presented: PresentedCredential, terms: TempoTerms, payer: str)
         raise PaymentProblem("verification-failed", "source is not the transaction's signer")
 
 
-async def _claim(claim: Callable[[str], Awaitable[bool]], challenge_id: str) -> None:
-    if not await claim(challenge_id):
+async def _first_use(ledger: Ledger, challenge_id: str, tx_hash: str) -> bool:
+    """True the first time; False for a claimed challenge whose payment was not credited
+    (recover it); refused when it was."""
+    if await ledger.claim(challenge_id):
+        return True
+    if await ledger.credited(tx_hash):
         raise PaymentProblem("invalid-challenge", "this challenge was already used")
+    return False
+
+
+def _paid_amount(paid: int, amount: int) -> None:
+    if paid != amount:
+        slug = "payment-insufficient" if paid < amount else "verification-failed"
+        raise PaymentProblem(slug, f"the transfer pays {paid}; the challenge asks {amount}")
 
 
 async def _pull(
     chain: Chain,
     presented: PresentedCredential,
     terms: TempoTerms,
-    claim: Callable[[str], Awaitable[bool]],
+    ledger: Ledger,
     amount: int,
     memo: str,
     recipient: str,
@@ -122,7 +141,8 @@ async def _pull(
     if not isinstance(signature, str) or not signature.startswith("0x"):
         raise PaymentProblem("malformed-credential", "payload.signature must be 0x-hex")
     try:
-        tx = decode_transaction(bytes.fromhex(signature[2:]))
+        raw = bytes.fromhex(signature[2:])
+        tx = decode_transaction(raw)
     except ValueError as exc:
         raise PaymentProblem("verification-failed", str(exc)) from None
     call = tempo.decode_call(tx.data)
@@ -137,13 +157,16 @@ async def _pull(
         raise PaymentProblem("verification-failed", f"the transfer must go to {recipient}")
     if paid_memo != memo:
         raise PaymentProblem("verification-failed", "the transfer's memo is not this challenge's")
-    if paid != amount:
-        slug = "payment-insufficient" if paid < amount else "verification-failed"
-        raise PaymentProblem(slug, f"the transfer pays {paid}; the challenge asks {amount}")
+    _paid_amount(paid, amount)
     _check_source(presented, terms, tx.sender)
-    await _claim(claim, presented.challenge_id)
+    if not await _first_use(ledger, presented.challenge_id, tx.tx_hash):
+        receipt = await chain.receipt(tx.tx_hash)
+        if receipt is not None:  # broadcast before: credit it if it succeeded
+            if not receipt.succeeded:
+                raise PaymentProblem("verification-failed", "the transaction reverted")
+            return PaidCharge(receipt.tx_hash, tx.sender, amount)
     try:
-        tx_hash = await chain.send_raw_transaction(bytes.fromhex(signature[2:]))
+        tx_hash = await chain.send_raw_transaction(raw)
     except ChainRejected as exc:
         raise PaymentProblem(
             "verification-failed", f"the chain refused it: {exc.message}"
@@ -155,7 +178,7 @@ async def _push(
     chain: Chain,
     presented: PresentedCredential,
     terms: TempoTerms,
-    claim: Callable[[str], Awaitable[bool]],
+    ledger: Ledger,
     amount: int,
     memo: str,
     recipient: str,
@@ -164,10 +187,11 @@ async def _push(
         tx_hash = tempo.bytes32(presented.payload.get("hash"), "payload.hash")
     except TempoFormatError as exc:
         raise PaymentProblem("malformed-credential", exc.message) from None
-    await _claim(claim, presented.challenge_id)
     receipt = await chain.receipt(tx_hash)
     if receipt is None or not receipt.succeeded:
-        raise PaymentProblem("verification-failed", "no successful transaction with this hash")
+        raise PaymentProblem(
+            "verification-failed", "no successful transaction with this hash (yet): retry"
+        )
     for log in receipt.logs:
         if (
             log.address == terms.currency
@@ -177,10 +201,9 @@ async def _push(
             and log.topics[3] == memo
         ):
             paid, payer = int.from_bytes(log.data[:32], "big"), _topic_address(log.topics[1])
-            if paid != amount:
-                slug = "payment-insufficient" if paid < amount else "verification-failed"
-                raise PaymentProblem(slug, f"the transfer pays {paid}; the challenge asks {amount}")
+            _paid_amount(paid, amount)
             _check_source(presented, terms, payer)
+            await _first_use(ledger, presented.challenge_id, receipt.tx_hash)
             return PaidCharge(receipt.tx_hash, payer, amount)
     raise PaymentProblem(
         "verification-failed", "the transaction holds no transfer to us with this challenge's memo"

@@ -71,12 +71,27 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError("a number beyond the float range")
+    return number
+
+
 def _decode_object(value: str, what: str) -> dict[str, Any]:
     if not re.fullmatch(r"[A-Za-z0-9_-]*", value):
         raise PaymentProblem("malformed-credential", f"{what} is not base64url without padding")
     try:
-        decoded = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except (binascii.Error, ValueError):
+        decoded = json.loads(
+            base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)),
+            parse_constant=_no_constant,
+            parse_float=_finite,
+        )
+    except (binascii.Error, ValueError, RecursionError):
         raise PaymentProblem("malformed-credential", f"{what} is not base64url JSON") from None
     if not isinstance(decoded, dict):
         raise PaymentProblem("malformed-credential", f"{what} is not a JSON object")
@@ -136,7 +151,7 @@ class PaymentAuth:
         _decode_object(match[1], "the credential")  # strict alphabet and JSON before pympp
         try:
             credential = Credential.from_authorization(value)
-        except (ParseError, ValueError, TypeError) as exc:
+        except (ParseError, ValueError, TypeError, RecursionError) as exc:
             raise PaymentProblem("malformed-credential", str(exc)) from None
         if not isinstance(credential.payload, dict):
             raise PaymentProblem("malformed-credential", "the payload is not a JSON object")
@@ -146,19 +161,22 @@ class PaymentAuth:
         if opaque_raw is not None and not all(isinstance(v, str) for v in opaque_raw.values()):
             raise PaymentProblem("malformed-credential", "challenge.opaque is not a string map")
         opaque: dict[str, str] | None = opaque_raw
-        expected = generate_challenge_id(
-            secret_key=self._secret,
-            realm=echo.realm,
-            method=echo.method,
-            intent=echo.intent,
-            request=request,
-            expires=echo.expires,
-            digest=echo.digest,
-            opaque=opaque,
-        )
-        wire_exact = canonical_b64url(request) == echo.request and (
-            opaque is None or canonical_b64url(opaque) == echo.opaque
-        )
+        try:
+            expected = generate_challenge_id(
+                secret_key=self._secret,
+                realm=echo.realm,
+                method=echo.method,
+                intent=echo.intent,
+                request=request,
+                expires=echo.expires,
+                digest=echo.digest,
+                opaque=opaque,
+            )
+            wire_exact = canonical_b64url(request) == echo.request and (
+                opaque is None or canonical_b64url(opaque) == echo.opaque
+            )
+        except Exception:  # rfc8785 refuses lone surrogates and the like in its own types
+            raise PaymentProblem("malformed-credential", "the challenge is not JCS JSON") from None
         if not (secrets.compare_digest(expected, echo.id) and wire_exact):
             raise PaymentProblem(
                 "invalid-challenge", "this challenge was not issued here, or it was altered"

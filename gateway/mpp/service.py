@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field
 
 from bootstrap.platform import Platform
+from commands.chain import ChainRejected
 from commands.metering import KeyIdentity
 from commands.positions import wait_until_applied
 from domain import ids, tempo
@@ -37,7 +38,7 @@ from domain.tokens import estimate_text_tokens
 from gateway.accounts import create_key
 from gateway.chat import ChatService
 from gateway.chat_request import ChatCompletionRequest
-from gateway.mpp.charge import PaidCharge, charge_offer, verify_charge
+from gateway.mpp.charge import Ledger, PaidCharge, charge_offer, verify_charge
 from gateway.mpp.payment_auth import Offer, PaymentAuth, PresentedCredential
 from gateway.mpp.problems import PaymentProblem
 from gateway.mpp.session import (
@@ -48,6 +49,7 @@ from gateway.mpp.session import (
 )
 from gateway.preview import PREVIEW_PRICE_MICROS, PiiPreviewRequest, PreviewService
 from infra.chain_memory import InMemoryChain
+from infra.settings import PATH_USD
 from projections import balance, keys, ratelimit_config
 
 PREVIEW_PATH = "/mpp/pii/preview"
@@ -153,6 +155,12 @@ class MppService:
     async def _claim(self, challenge_id: str) -> bool:
         return await self.platform.nonces.claim(_CHALLENGE_CLAIMS, challenge_id, datetime.now(UTC))
 
+    async def _credited(self, tx_hash: str) -> bool:
+        app = self.platform.app
+        if self.platform.tempo.env == "live":
+            return await asyncio.to_thread(app.has_purchase, tx_hash)
+        return await asyncio.to_thread(app.has_grant, f"tempo:{tx_hash}")
+
     async def _charge(
         self, authorization: str | None, offer: Offer, path: str, body: bytes
     ) -> tuple[PaidCharge, PresentedCredential]:
@@ -161,8 +169,14 @@ class MppService:
         try:
             presented = self.auth.read(authorization, path=path, offers=[offer], body=body)
             paid = await verify_charge(
-                self.platform.chain, presented, self.platform.tempo, self._claim
+                self.platform.chain,
+                presented,
+                self.platform.tempo,
+                Ledger(self._claim, self._credited),
             )
+        except ChainRejected as exc:  # the node refused a read: nothing was verified
+            problem = PaymentProblem("verification-failed", f"the chain refused: {exc.message}")
+            raise self.challenged(problem, [offer], path, body) from None
         except PaymentProblem as problem:
             raise self.challenged(problem, [offer], path, body) from None
         return paid, presented
@@ -341,6 +355,9 @@ class MppService:
         try:
             presented = self.auth.read(authorization, path=CHAT_PATH, offers=offers, body=None)
             update = await self.channels.apply(presented)
+        except ChainRejected as exc:
+            problem = PaymentProblem("verification-failed", f"the chain refused: {exc.message}")
+            raise self.challenged(problem, offers, CHAT_PATH, None) from None
         except PaymentProblem as problem:
             raise self.challenged(problem, offers, CHAT_PATH, None) from None
         if body is None:
@@ -372,6 +389,8 @@ class MppService:
         offers: list[Offer],
     ) -> SessionStream:
         channel = update.channel
+        if channel.closed:
+            raise PaymentProblem("session/channel-finalized", "the channel is closed", status=410)
         model = self.chat.model_for(self.platform.tempo.env, body)
         private = await self.chat.prepare(model, channel.account_id, body)
         # The prompt is paid before the upstream sees it; the answer as it streams.
@@ -392,7 +411,20 @@ class MppService:
                 CHAT_PATH,
                 None,
             )
-        return SessionStream(
+        if not update.raised:
+            # A credential seen before (a captured header, a client's blind retry) must not
+            # start another stream on the channel's remaining balance.
+            raise self.challenged(
+                PaymentProblem(
+                    "verification-failed",
+                    f"a stream starts with a voucher above the accepted one ({channel.accepted})",
+                    extra={"channelId": channel.channel_id},
+                ),
+                offers,
+                CHAT_PATH,
+                None,
+            )
+        stream = SessionStream(
             self.channels,
             channel,
             private,
@@ -401,3 +433,40 @@ class MppService:
             wants_usage=body.wants_usage_chunk(),
             receipt=self.auth.receipt,
         )
+        try:
+            await stream.pay_prompt()  # before the upstream sees it
+        except PaymentProblem as problem:
+            raise self.challenged(problem, offers, CHAT_PATH, None) from None
+        return stream
+
+
+def payment_info(platform: Platform | None) -> dict[str, dict[str, Any]]:
+    """Each paid operation's `x-payment-info` (draft-payment-discovery), by path; without a
+    platform (the document built from the routes alone), the default terms."""
+    currency = platform.tempo.currency if platform is not None else PATH_USD
+    packs = (
+        ", ".join(f"{p.id} ({p.public()['usd']} USD)" for p in platform.credit_packs)
+        if platform is not None
+        else "see GET /api/v1/billing/credit-packs"
+    )
+
+    def offer(intent: str, amount: str | None, description: str) -> dict[str, Any]:
+        return {
+            "intent": intent,
+            "method": "tempo",
+            "amount": amount,
+            "currency": currency,
+            "description": description,
+        }
+
+    return {
+        PREVIEW_PATH: {
+            "offers": [offer("charge", str(PREVIEW_PRICE_MICROS), "one PII preview, $0.05")]
+        },
+        KEYS_PATH: {
+            "offers": [offer("charge", None, f"the price of the chosen credit pack: {packs}")]
+        },
+        CHAT_PATH: {
+            "offers": [offer("session", None, "per token as it streams, at the model's prices")]
+        },
+    }

@@ -23,6 +23,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bootstrap.platform import Platform
@@ -30,6 +31,7 @@ from commands.chain import ChainRejected
 from domain import ids, tempo
 from domain.aggregates import DomainRuleViolation, PaymentChannel
 from domain.catalog import ModelSpec
+from domain.errors import PryvError
 from domain.pricing import Usage, cost_micros
 from domain.tempo import ChannelState, TempoFormatError, TempoTerms
 from domain.tokens import estimate_text_tokens
@@ -75,6 +77,7 @@ class ChannelUpdate:
     channel: PaymentChannel
     action: str
     tx_hash: str | None = None
+    raised: bool = False  # this credential raised the accepted voucher
 
 
 def _problem_of(exc: DomainRuleViolation, channel_id: str) -> PaymentProblem:
@@ -147,8 +150,9 @@ class SessionChannels:
         state = await self._verified_state(channel, cumulative, signature)
         if action == "close":
             return await self._close(channel, state, cumulative, signature)
+        before = channel.accepted
         channel = await self._accept(channel, state, cumulative, signature)
-        return ChannelUpdate(channel, "voucher")
+        return ChannelUpdate(channel, "voucher", raised=channel.accepted > before)
 
     def _voucher_fields(self, payload: dict[str, Any]) -> tuple[int, str]:
         try:
@@ -161,13 +165,14 @@ class SessionChannels:
     async def _verified_state(
         self, channel: PaymentChannel, cumulative: int, signature: str
     ) -> ChannelState:
-        """The escrow's state of `channel`, once the voucher is proven signed by its signer."""
+        """The escrow's state of `channel`, once the voucher is proven signed by its signer
+        (a closing channel's close may find it already closed on chain: a retry)."""
         state = await self.chain.channel(self.terms.escrow, channel.channel_id)
         if state is None:
             raise PaymentProblem(
                 "session/channel-not-found", "the escrow knows no such channel", status=410
             )
-        if state.finalized:
+        if state.finalized and not channel.closing:
             raise PaymentProblem("session/channel-finalized", "the channel is closed", status=410)
         if state.close_requested_at:
             raise PaymentProblem(
@@ -281,8 +286,9 @@ class SessionChannels:
             assert channel is not None
         cumulative, signature = self._voucher_fields(payload)
         state = await self._verified_state(channel, cumulative, signature)
+        before = channel.accepted
         channel = await self._accept(channel, state, cumulative, signature)
-        return ChannelUpdate(channel, "open", tx_hash)
+        return ChannelUpdate(channel, "open", tx_hash, raised=channel.accepted > before)
 
     async def _top_up(self, channel: PaymentChannel, payload: dict[str, Any]) -> ChannelUpdate:
         raw, tx, call = self._transaction(payload)
@@ -312,55 +318,58 @@ class SessionChannels:
         self, channel: PaymentChannel, state: ChannelState, cumulative: int, signature: str
     ) -> ChannelUpdate:
         """Close on chain capturing exactly `spent` (never more than was served): the close
-        voucher must be for that amount."""
-        captured = max(channel.spent, state.settled)
+        voucher must be for that amount. `CloseStarted` stops every stream's spending before
+        the capture is broadcast; a failed broadcast can be retried with the same voucher."""
+        captured = channel.spent
         if cumulative != captured:
             raise PaymentProblem(
                 "verification-failed",
                 f"the close voucher must be for exactly the amount spent, {captured}",
                 extra={"channelId": channel.channel_id, "spent": str(captured)},
             )
-        payee = self.terms.recipient
-        chain = self.chain
-        raw = sign_transaction(
-            self.platform.payee_key,
-            {
-                "chainId": self.terms.chain_id,
-                "nonce": await chain.nonce(payee),
-                "to": self.terms.escrow,
-                "value": 0,
-                "gas": 300_000,
-                "maxFeePerGas": await chain.gas_price(),
-                "maxPriorityFeePerGas": 0,
-                "data": tempo.close_call(
-                    channel.channel_id, cumulative, bytes.fromhex(signature[2:])
-                ),
-            },
-        )
-        tx_hash = await self._broadcast(raw)
+        channel = await self._change(channel.channel_id, lambda c: c.start_close(captured), channel)
+        tx_hash = ""
+        if not state.finalized:
+            payee, chain = self.terms.recipient, self.chain
+            raw = sign_transaction(
+                self.platform.payee_key,
+                {
+                    "chainId": self.terms.chain_id,
+                    "nonce": await chain.nonce(payee),
+                    "to": self.terms.escrow,
+                    "value": 0,
+                    "gas": 300_000,
+                    "maxFeePerGas": await chain.gas_price(),
+                    "maxPriorityFeePerGas": 0,
+                    "data": tempo.close_call(
+                        channel.channel_id, cumulative, bytes.fromhex(signature[2:])
+                    ),
+                },
+            )
+            tx_hash = await self._broadcast(raw)
         channel = await self._change(
-            channel.channel_id, lambda c: c.close(captured=captured, tx_hash=tx_hash), channel
+            channel.channel_id, lambda c: c.close(tx_hash=tx_hash), channel
         )
-        return ChannelUpdate(channel, "close", tx_hash)
+        return ChannelUpdate(channel, "close", tx_hash or None)
 
     # --- metering a stream -----------------------------------------------------------------
 
     async def spend(
         self,
         channel: PaymentChannel,
-        spent: int,
+        amount: int,
         *,
         request_id: str,
         model: str,
         tokens_in: int,
         tokens_out: int,
     ) -> PaymentChannel:
-        """Append `Spent` raising the channel's spent to `spent` (raises PaymentProblem
+        """Append `Spent` raising the channel's spent by `amount` (raises PaymentProblem
         session/insufficient-balance if no accepted voucher covers it)."""
         return await self._change(
             channel.channel_id,
             lambda c: c.spend(
-                spent=spent,
+                amount=amount,
                 request_id=request_id,
                 model=model,
                 tokens_in=tokens_in,
@@ -401,7 +410,11 @@ class SessionItem:
 
 
 class SessionStream:
-    """A chat answer paid from a channel as it streams (see the module docstring)."""
+    """A chat answer paid from a channel as it streams (see the module docstring).
+
+    `charged` is what this stream has billed so far; each increment spends its difference
+    from the cost of everything delivered, so several streams on one channel each pay for
+    their own."""
 
     def __init__(
         self,
@@ -420,56 +433,68 @@ class SessionStream:
         self.request_id = request_id
         self.challenge_id = challenge_id
         self.wants_usage = wants_usage
-        self._receipt = receipt  # PaymentAuth.receipt
-        self.units = 0
+        self.charged = 0
         self.covered = True
         self.initial_receipt = receipt(
             channel.channel_id, **channels.receipt_fields(channel, challenge_id)
         )
 
+    async def pay_prompt(self) -> None:
+        """Spend the prompt's cost before the upstream sees it (PaymentProblem
+        session/insufficient-balance when the accepted voucher does not cover it)."""
+        private = self.private
+        cost = cost_micros(private.model, Usage(private.prompt_tokens, 0))
+        if cost > 0:
+            self.channel = await self.channels.spend(
+                self.channel,
+                cost,
+                request_id=self.request_id,
+                model=private.model.id,
+                tokens_in=private.prompt_tokens,
+                tokens_out=0,
+            )
+        self.charged = cost
+
     def __aiter__(self) -> AsyncIterator[SessionItem]:
         return self._items()
 
-    async def _cover(
-        self, total: int, tokens_in: int, tokens_out: int
-    ) -> AsyncGenerator[SessionItem, None]:
-        """Persist spent = `total` before what it pays for is delivered, pausing for a voucher
-        when the accepted one does not cover it. Leaves `self.covered` False if none came."""
+    async def _cover(self, total: int, tokens_out: int) -> AsyncGenerator[SessionItem, None]:
+        """Persist this stream's cost up to `total` before what it pays for is delivered,
+        pausing for a voucher when the accepted one does not cover it. Leaves `covered`
+        False if none came in time (or the channel closed)."""
         self.covered = True
-        channel = self.channel
-        if total <= channel.spent:
-            return
-        while True:
-            if channel.accepted >= total:
+        app = self.channels.platform.app
+        while (need := total - self.charged) > 0:
+            channel = self.channel
+            if channel.available >= need:
                 try:
                     self.channel = await self.channels.spend(
                         channel,
-                        total,
+                        need,
                         request_id=self.request_id,
                         model=self.private.model.id,
-                        tokens_in=tokens_in,
+                        tokens_in=0,
                         tokens_out=tokens_out,
                     )
+                    self.charged = total
                     return
                 except PaymentProblem as exc:
                     if exc.slug != "session/insufficient-balance":
                         raise
-                    channel = await asyncio.to_thread(
-                        self.channels.platform.app.refresh_channel, channel
-                    )
+                    self.channel = await asyncio.to_thread(app.refresh_channel, channel)
                     continue
+            required = channel.spent + need
             yield SessionItem(
                 "payment-need-voucher",
                 {
                     "channelId": channel.channel_id,
-                    "requiredCumulative": str(total),
+                    "requiredCumulative": str(required),
                     "acceptedCumulative": str(channel.accepted),
                     "deposit": str(channel.deposit),
                 },
             )
-            channel = await self.channels.wait_for_voucher(channel, total)
-            self.channel = channel
-            if channel.closed or channel.accepted < total:
+            self.channel = channel = await self.channels.wait_for_voucher(channel, required)
+            if channel.closed or channel.closing or channel.accepted < required:
                 self.covered = False
                 return
 
@@ -482,7 +507,7 @@ class SessionStream:
         restorers = StreamRestorers(vault) if vault is not None else None
         streamed: list[str] = []
         reported: Any = None
-        billed_in = billed_out = 0
+        out_tokens = 0
         try:
             try:
                 chunk: dict[str, Any] | None = await anext(upstream, None)
@@ -491,17 +516,13 @@ class SessionStream:
                         reported = chunk["usage"]
                         if not self.wants_usage:
                             chunk = {k: v for k, v in chunk.items() if k != "usage"}
-                    for choice in chunk.get("choices") or []:
-                        streamed.append(str((choice.get("delta") or {}).get("content") or ""))
+                    streamed.extend(delivered_text(chunk))
                     out_tokens = estimate_text_tokens("".join(streamed))
                     total = cost_micros(model, Usage(private.prompt_tokens, out_tokens))
-                    async for item in self._cover(
-                        total, private.prompt_tokens - billed_in, out_tokens - billed_out
-                    ):
+                    async for item in self._cover(total, out_tokens):
                         yield item
                     if not self.covered:
                         break
-                    billed_in, billed_out = private.prompt_tokens, out_tokens
                     if chunk.get("choices") or "usage" in chunk:
                         chunk["model"] = model.id
                         if restorers is not None:
@@ -511,35 +532,13 @@ class SessionStream:
                 else:
                     if restorers is not None:
                         for index, text in restorers.leftovers().items():
-                            yield SessionItem(
-                                "chunk",
-                                {
-                                    "object": "chat.completion.chunk",
-                                    "model": model.id,
-                                    "choices": [
-                                        {
-                                            "index": index,
-                                            "delta": {"content": text},
-                                            "finish_reason": None,
-                                        }
-                                    ],
-                                },
-                            )
+                            yield SessionItem("chunk", _text_chunk(model.id, index, text))
                     # The upstream's own count, when it is higher than ours, is owed too.
-                    if isinstance(reported, dict) and isinstance(
-                        reported.get("prompt_tokens"), int
-                    ):
-                        usage = Usage(
-                            int(reported["prompt_tokens"]),
-                            int(reported.get("completion_tokens") or 0),
-                        )
-                        async for item in self._cover(
-                            cost_micros(model, usage),
-                            max(usage.prompt_tokens - billed_in, 0),
-                            max(usage.completion_tokens - billed_out, 0),
-                        ):
+                    usage = _reported_usage(reported)
+                    if usage is not None:
+                        async for item in self._cover(cost_micros(model, usage), 0):
                             yield item
-                        billed_out = max(billed_out, usage.completion_tokens)
+                        out_tokens = max(out_tokens, usage.completion_tokens)
             except UpstreamError as exc:
                 yield SessionItem(
                     "error",
@@ -551,7 +550,16 @@ class SessionStream:
                         }
                     },
                 )
-            self.units = billed_out
+            except PaymentProblem as problem:  # the channel closed, or changed too often
+                yield SessionItem("error", problem.body())
+            except PryvError as error:
+                yield SessionItem(
+                    "error", {"error": {"message": error.message, "code": error.code}}
+                )
+            # The receipt states the log's truth, read afresh.
+            latest = await asyncio.to_thread(
+                self.channels.platform.app.payment_channel, self.channel.channel_id
+            )
             yield SessionItem(
                 "payment-receipt",
                 {
@@ -560,18 +568,49 @@ class SessionStream:
                     "reference": self.channel.channel_id,
                     "timestamp": _now(),
                     **self.channels.receipt_fields(
-                        self.channel, self.challenge_id, units=billed_out
+                        latest or self.channel, self.challenge_id, units=out_tokens
                     ),
                 },
             )
         finally:
             closing = getattr(upstream, "aclose", None)
             if closing is not None:
-                with contextlib.suppress(BaseException):
+                with contextlib.suppress(Exception):
                     await closing()
 
 
-def _now() -> str:
-    from datetime import UTC, datetime
+def delivered_text(chunk: dict[str, Any]) -> list[str]:
+    """Everything a chunk delivers that costs output tokens: content, refusals, reasoning,
+    tool-call names and arguments (metered as they stream, not only at the end)."""
+    texts: list[str] = []
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict):
+            continue
+        for name in ("content", "refusal", "reasoning", "reasoning_content"):
+            if isinstance(delta.get(name), str):
+                texts.append(delta[name])
+        for call in delta.get("tool_calls") or []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                texts.extend(str(function[k]) for k in ("name", "arguments") if function.get(k))
+    return texts
 
+
+def _reported_usage(reported: Any) -> Usage | None:
+    if isinstance(reported, dict) and isinstance(reported.get("prompt_tokens"), int):
+        completion = reported.get("completion_tokens")
+        return Usage(reported["prompt_tokens"], completion if isinstance(completion, int) else 0)
+    return None
+
+
+def _text_chunk(model_id: str, index: int, text: str) -> dict[str, Any]:
+    return {
+        "object": "chat.completion.chunk",
+        "model": model_id,
+        "choices": [{"index": index, "delta": {"content": text}, "finish_reason": None}],
+    }
+
+
+def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -625,3 +625,87 @@ async def test_the_documented_client_example_runs(
     assert "preview: Write to" in out and "jane.doe@example.com" not in out
     assert "bought pryv_test_" in out and "with the key: hello" in out
     assert "chat: 'a b c d e'" in out and "closed in 0x" in out
+
+
+async def test_closing_a_paused_session_ends_its_stream_with_a_receipt(
+    gateway: Gateway, http: httpx.AsyncClient
+) -> None:
+    payer = await funded_payer(gateway)
+    challenge = await session_challenge(http)
+    channel, opening = await payer.open(challenge, 1_000, cumulative=60)
+    events: list[str] = []
+    async with http.stream(
+        "POST", "/mpp/chat/completions", json=CHAT, headers={"Authorization": opening}
+    ) as response:
+        async for event, data in read_events(response):
+            events.append(event)
+            if event == "payment-need-voucher":
+                spent = channel_state(gateway, channel.channel_id).spent
+                closed = await http.post(
+                    "/mpp/chat/completions",
+                    headers={"Authorization": payer.voucher(channel, spent, action="close")},
+                )
+                assert closed.status_code == 200, closed.text
+            if event == "payment-receipt":
+                assert json.loads(data)["spent"] == str(spent)
+    assert events[-2:] == ["payment-receipt", "message"]  # then [DONE]
+    # A chat on the closed channel is refused before anything is sent upstream.
+    again = await http.post(
+        "/mpp/chat/completions", json=CHAT, headers={"Authorization": payer.voucher(channel, 60)}
+    )
+    assert again.status_code == 410
+
+
+async def stream_all(
+    http: httpx.AsyncClient, authorization: str, body: dict[str, Any] = CHAT
+) -> tuple[str, dict[str, Any]]:
+    text, receipt = "", {}
+    async with http.stream(
+        "POST", "/mpp/chat/completions", json=body, headers={"Authorization": authorization}
+    ) as response:
+        assert response.status_code == 200, await response.aread()
+        async for event, data in read_events(response):
+            if event == "payment-receipt":
+                receipt = json.loads(data)
+            elif event == "message" and data != "[DONE]":
+                for choice in json.loads(data).get("choices") or []:
+                    text += choice["delta"].get("content") or ""
+    return text, receipt
+
+
+async def test_each_stream_on_a_channel_pays_for_itself_and_a_replay_starts_none(
+    gateway: Gateway, http: httpx.AsyncClient
+) -> None:
+    payer = await funded_payer(gateway)
+    challenge = await session_challenge(http)
+    channel, opening = await payer.open(challenge, 5_000, cumulative=1_000)
+    first_text, first = await stream_all(http, opening)
+    assert first_text.split() == WORDS.split()
+    one = int(first["spent"])
+    # The same credential again (a captured header, a blind retry): no second stream.
+    replay = await http.post("/mpp/chat/completions", json=CHAT, headers={"Authorization": opening})
+    assert replay.status_code == 402 and challenges(replay)
+    assert replay.json()["type"] == PROBLEMS + "verification-failed"
+    # A second stream on the same channel, with a higher voucher, pays its own cost too.
+    second_text, second = await stream_all(http, payer.voucher(channel, 2_000))
+    assert second_text == first_text
+    assert int(second["spent"]) == 2 * one  # not max(cost1, cost2)
+    state = channel_state(gateway, channel.channel_id)
+    assert state.spent == 2 * one <= state.accepted
+
+
+async def test_the_prompt_is_paid_before_the_upstream_is_called(
+    gateway: Gateway, http: httpx.AsyncClient
+) -> None:
+    payer = await funded_payer(gateway)
+    challenge = await session_challenge(http)
+    channel, opening = await payer.open(challenge, 5_000, cumulative=1_000)
+    async with http.stream(
+        "POST", "/mpp/chat/completions", json=CHAT, headers={"Authorization": opening}
+    ) as response:
+        assert response.status_code == 200  # and the client leaves before any chunk
+    spent = channel_state(gateway, channel.channel_id).spent
+    log = await asyncio.to_thread(gateway.platform.app.read_log, 0, 100_000)
+    (first, *_) = [e for e in log if e.topic == topics.CHANNEL_SPENT]
+    assert first.data["tokens_in"] > 0 and first.data["tokens_out"] == 0
+    assert spent >= first.data["delta"] > 0

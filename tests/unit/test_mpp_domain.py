@@ -188,17 +188,79 @@ def test_the_channel_keeps_spent_within_the_voucher_and_the_voucher_within_the_d
     with pytest.raises(DomainRuleViolation) as beyond:
         c.accept_voucher(1_001, "0xsig")
     assert beyond.value.code == "amount_exceeds_deposit"
-    c.spend(spent=250, request_id="r", model="m", tokens_in=1, tokens_out=2)
+    c.spend(amount=200, request_id="r1", model="m", tokens_in=1, tokens_out=2)
+    c.spend(amount=50, request_id="r2", model="m", tokens_in=1, tokens_out=0)  # a 2nd stream
+    assert c.spent == 250
     with pytest.raises(DomainRuleViolation) as uncovered:
-        c.spend(spent=301, request_id="r", model="m", tokens_in=0, tokens_out=1)
+        c.spend(amount=51, request_id="r", model="m", tokens_in=0, tokens_out=1)
     assert uncovered.value.code == "insufficient_balance"
     with pytest.raises(DomainRuleViolation):
-        c.spend(spent=250, request_id="r", model="m", tokens_in=0, tokens_out=0)  # only grows
+        c.spend(amount=0, request_id="r", model="m", tokens_in=0, tokens_out=0)
     with pytest.raises(DomainRuleViolation):
-        c.close(captured=300, tx_hash="0x")  # more than was spent
-    c.close(captured=250, tx_hash="0xclose")
+        c.start_close(300)  # more than was spent
+    assert c.start_close(250)
+    assert not c.start_close(250)  # a retry of the same close
+    with pytest.raises(DomainRuleViolation) as closing:
+        c.spend(amount=1, request_id="r", model="m", tokens_in=0, tokens_out=1)
+    assert closing.value.code == "channel_finalized"  # nothing is served once closing
+    with pytest.raises(DomainRuleViolation):
+        c.accept_voucher(400, "0xsig")
+    c.close(tx_hash="0xclose")
+    assert c.closed and c.captured == 250
     with pytest.raises(DomainRuleViolation) as closed:
         c.accept_voucher(400, "0xsig")
     assert closed.value.code == "channel_finalized"
     with pytest.raises(DomainRuleViolation):
         c.top_up(2_000, "0xtx")
+
+
+@pytest.mark.parametrize("value", ["²", "٣", "-1", "1e3", " 1", "01", "1\n", 1, None, "9" * 40])
+def test_base_units_are_ascii_decimal_strings(value: object) -> None:
+    with pytest.raises(tempo.TempoFormatError):
+        tempo.base_units(value)
+
+
+def test_hex_values_must_match_whole() -> None:
+    with pytest.raises(tempo.TempoFormatError):
+        tempo.bytes32("0x" + "ab" * 32 + "\n")
+    with pytest.raises(tempo.TempoFormatError):
+        tempo.address("0x" + "ab" * 20 + "\n")
+
+
+@pytest.mark.parametrize(
+    "json_text",
+    ["[" * 3000 + "]" * 3000, '{"a": NaN}', '{"a": 1e400}', '{"a": "\\ud800"}'],
+)
+def test_hostile_json_in_a_credential_is_malformed_not_a_crash(json_text: str) -> None:
+    auth = PaymentAuth(SECRET, REALM)
+    request = b64url(json_text.encode())
+    credential = {
+        "challenge": {
+            "id": "x",
+            "realm": REALM,
+            "method": "tempo",
+            "intent": "charge",
+            "request": request,
+        },
+        "payload": {},
+    }
+    value = "Payment " + b64url(json.dumps(credential).encode())
+    with pytest.raises(PaymentProblem) as refused:
+        auth.read(value, path="/p", offers=[OFFER], body=None)
+    assert refused.value.slug in ("malformed-credential", "invalid-challenge")
+    nested = "Payment " + b64url(json_text.encode())
+    with pytest.raises(PaymentProblem):
+        auth.read(nested, path="/p", offers=[OFFER], body=None)
+
+
+def test_live_mpp_money_needs_a_real_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.settings import ConfigurationError, read_environment
+
+    monkeypatch.setenv("PRYV_MPP_ENV", "live")
+    with pytest.raises(ConfigurationError):
+        read_environment().to_settings()
+    monkeypatch.setenv("PRYV_TEMPO_RPC_URL", "http://127.0.0.1:8545")
+    monkeypatch.setenv("PRYV_MPP_ESCROW", "0x" + "12" * 20)
+    assert read_environment().to_settings().mpp_credit_env == "live"
+    monkeypatch.delenv("PRYV_MPP_ENV")
+    assert read_environment().to_settings().mpp_credit_env == "live"
