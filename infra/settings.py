@@ -68,6 +68,7 @@ class Settings:
     stripe_secret_key: str | None = field(default=None, repr=False)  # None: checkout is 503
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None  # tests point the real SDK at a local fake
+    stripe_network_id: str | None = None  # Business Network profile: MPP's stripe charges
     checkout_min_usd_micros: int = 5 * MICROS_PER_USD
     checkout_max_usd_micros: int = 10_000 * MICROS_PER_USD
     credit_packs_file: Path | None = None  # None = infra/credit_packs.toml
@@ -133,6 +134,7 @@ class EnvironmentSettings(BaseSettings):
     stripe_secret_key: str | None = Field(default=None, repr=False)
     stripe_webhook_secret: str | None = Field(default=None, repr=False)
     stripe_api_base: str | None = None
+    stripe_network_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,255}$")
     checkout_min_usd: int = Field(default=5, ge=1)
     checkout_max_usd: int = Field(default=10_000, ge=1)
     credit_packs_file: Path | None = None
@@ -210,6 +212,7 @@ class EnvironmentSettings(BaseSettings):
             stripe_secret_key=self.stripe_secret_key,
             stripe_webhook_secret=self.stripe_webhook_secret,
             stripe_api_base=self.stripe_api_base,
+            stripe_network_id=self.stripe_network_id,
             checkout_min_usd_micros=self.checkout_min_usd * MICROS_PER_USD,
             checkout_max_usd_micros=self.checkout_max_usd * MICROS_PER_USD,
             credit_packs_file=self.credit_packs_file,

@@ -32,6 +32,12 @@ class BillingUnavailable(PryvError):
     kind, code = ErrorKind.UNAVAILABLE, "billing_error"
 
 
+class SharedTokenRefused(PryvError):
+    """Stripe would not charge a Shared Payment Token (used, declined, over its limits)."""
+
+    kind, code = ErrorKind.PAYMENT_REQUIRED, "shared_token_refused"
+
+
 class InvalidWebhook(PryvError, ValueError):
     """Bad signature, stale timestamp, or a payload that is not a Stripe event."""
 
@@ -119,6 +125,39 @@ class StripeBilling:
             log.warning("checkout creation failed: %s", exc.user_message or type(exc).__name__)
             raise BillingUnavailable("Stripe did not create the checkout session") from exc
         return CheckoutSession(id=str(session.id), url=str(session.url))
+
+    async def charge_shared_token(
+        self,
+        *,
+        spt: str,
+        amount_cents: int,
+        description: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> dict[str, Any]:
+        """Charge a Shared Payment Token at once (MPP's stripe charge): the PaymentIntent,
+        whatever its status. Stripe's refusal (used, declined, over its limit) is
+        SharedTokenRefused; an unreachable Stripe BillingUnavailable."""
+        try:
+            intent = await self._require().v1.payment_intents.create_async(
+                # shared_payment_granted_token is newer than the SDK's typed parameters.
+                params={  # type: ignore[typeddict-unknown-key]
+                    "amount": amount_cents,
+                    "currency": BILLING_CURRENCY,
+                    "shared_payment_granted_token": spt,
+                    "confirm": True,
+                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                    "description": description,
+                    "metadata": metadata,
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except (stripe.CardError, stripe.InvalidRequestError) as exc:
+            raise SharedTokenRefused(exc.user_message or "Stripe refused the token") from exc
+        except stripe.StripeError as exc:
+            raise BillingUnavailable("Stripe could not be reached") from exc
+        data: dict[str, Any] = intent.to_dict()
+        return data
 
     async def retrieve_session(self, session_id: str) -> dict[str, Any] | None:
         try:

@@ -26,9 +26,11 @@ from infra.ethereum import decode_transaction
 
 @dataclass(frozen=True)
 class PaidCharge:
-    tx_hash: str
-    payer: str  # the address that paid (the transaction's signer)
-    amount: int  # base units = micro-USD
+    tx_hash: str  # the payment's reference: a transaction hash, or a Stripe PaymentIntent
+    payer: str  # the address that paid (the transaction's signer; a card's pseudo-address)
+    amount: int  # micro-USD (a TIP-20 base unit is one)
+    method: str = "tempo"
+    env: str | None = None  # what it buys; None: the chain's (test on a test chain)
 
 
 def charge_offer(terms: TempoTerms, amount: int, description: str) -> Offer:

@@ -200,12 +200,12 @@ class PaymentAuth:
         expired = expires is None or expires.tzinfo is None or expires <= now
         return PresentedCredential(credential, echo.id, request, expired)
 
-    def receipt(self, reference: str, **fields: Any) -> str:
+    def receipt(self, reference: str, method: str = "tempo", **fields: Any) -> str:
         """A `Payment-Receipt` value (status success); `fields` are method-specific."""
         return Receipt(
             status="success",
             timestamp=datetime.now(UTC).replace(microsecond=0),
             reference=reference,
-            method="tempo",
+            method=method,
             extensions=fields or None,
         ).to_payment_receipt()

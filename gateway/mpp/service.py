@@ -47,6 +47,7 @@ from gateway.mpp.session import (
     SessionStream,
     session_offer,
 )
+from gateway.mpp.stripe_charge import stripe_charge_offer, verify_stripe_charge
 from gateway.preview import PREVIEW_PRICE_MICROS, PiiPreviewRequest, PreviewService
 from infra.chain_memory import InMemoryChain
 from infra.settings import PATH_USD
@@ -104,13 +105,19 @@ class MppService:
 
     # --- offers (also what discovery lists) -------------------------------------------------
 
-    def preview_offer(self) -> Offer:
-        return charge_offer(self.platform.tempo, PREVIEW_PRICE_MICROS, "Pryv PII preview")
+    def charge_offers(self, amount_micros: int, description: str) -> list[Offer]:
+        """Tempo, and Stripe SPT when Stripe is configured with a Business Network profile."""
+        offers = [charge_offer(self.platform.tempo, amount_micros, description)]
+        network = self.platform.settings.stripe_network_id
+        if self.platform.billing.configured and network:
+            offers.append(stripe_charge_offer(network, amount_micros, description))
+        return offers
 
-    def key_offer(self, pack: CreditPack) -> Offer:
-        return charge_offer(
-            self.platform.tempo, pack.usd_micros, f"Pryv API key with credit pack {pack.id}"
-        )
+    def preview_offers(self) -> list[Offer]:
+        return self.charge_offers(PREVIEW_PRICE_MICROS, "Pryv PII preview")
+
+    def key_offers(self, pack: CreditPack) -> list[Offer]:
+        return self.charge_offers(pack.usd_micros, f"Pryv API key with credit pack {pack.id}")
 
     def chat_offer(self, body: ChatCompletionRequest | None) -> Offer:
         """The session offer for the model `body` names (the catalog's first usable model for
@@ -162,13 +169,20 @@ class MppService:
         return await asyncio.to_thread(app.has_grant, f"tempo:{tx_hash}")
 
     async def _charge(
-        self, authorization: str | None, offer: Offer, path: str, body: bytes
-    ) -> tuple[PaidCharge, PresentedCredential]:
+        self, authorization: str | None, offers: list[Offer], path: str, body: bytes
+    ) -> PaidCharge:
         if authorization is None:
-            raise self._required([offer], path, body)
+            raise self._required(offers, path, body)
         try:
-            presented = self.auth.read(authorization, path=path, offers=[offer], body=body)
-            paid = await verify_charge(
+            presented = self.auth.read(authorization, path=path, offers=offers, body=body)
+            if presented.credential.challenge.method == "stripe":
+                return await verify_stripe_charge(
+                    self.platform.billing,
+                    presented,
+                    self.platform.settings.stripe_network_id or "",
+                    self._claim,
+                )
+            return await verify_charge(
                 self.platform.chain,
                 presented,
                 self.platform.tempo,
@@ -176,24 +190,27 @@ class MppService:
             )
         except ChainRejected as exc:  # the node refused a read: nothing was verified
             problem = PaymentProblem("verification-failed", f"the chain refused: {exc.message}")
-            raise self.challenged(problem, [offer], path, body) from None
+            raise self.challenged(problem, offers, path, body) from None
         except PaymentProblem as problem:
-            raise self.challenged(problem, [offer], path, body) from None
-        return paid, presented
+            raise self.challenged(problem, offers, path, body) from None
+
+    def _env(self, paid: PaidCharge) -> str:
+        return paid.env or self.platform.tempo.env
 
     async def _credit(
-        self, paid: PaidCharge, credits_micros: int, offer: Offer, path: str, body: bytes
+        self, paid: PaidCharge, credits_micros: int, offers: list[Offer], path: str, body: bytes
     ) -> int:
         """Credit the payment to the payer's account once; its log position."""
-        app, terms = self.platform.app, self.platform.tempo
-        if terms.env == "live":
+        app = self.platform.app
+        if self._env(paid) == "live":
             result = await asyncio.to_thread(
                 app.record_purchase,
                 source_id=paid.tx_hash,
                 wallet=paid.payer,
                 usd_micros=paid.amount,
                 credits_micros=credits_micros,
-                source="tempo",
+                source=paid.method,
+                payment_intent=paid.tx_hash if paid.method == "stripe" else None,
             )
         else:
             result = await asyncio.to_thread(
@@ -203,12 +220,12 @@ class MppService:
                 amount_micros=credits_micros,
                 reason="mpp test-chain payment",
                 granted_by="mpp",
-                grant_ref=f"tempo:{paid.tx_hash}",
+                grant_ref=f"{paid.method}:{paid.tx_hash}",
             )
         if result.duplicate or result.position is None:
             raise self.challenged(
                 PaymentProblem("verification-failed", "this payment was already used"),
-                [offer],
+                offers,
                 path,
                 body,
             )
@@ -223,14 +240,18 @@ class MppService:
             self.platform.settings.revocation_wait_seconds,
         )
 
+    def _payer(self, paid: PaidCharge) -> str:
+        """The payer as a DID for a chain payment; a card payer's pseudo-address."""
+        if paid.method == "tempo":
+            return tempo.did_pkh(self.platform.tempo.chain_id, paid.payer)
+        return paid.payer
+
     def _receipt(self, paid: PaidCharge) -> str:
-        return self.auth.receipt(
-            paid.tx_hash, payer=tempo.did_pkh(self.platform.tempo.chain_id, paid.payer)
-        )
+        return self.auth.receipt(paid.tx_hash, method=paid.method, payer=self._payer(paid))
 
     def _refused(self, error: PryvError, paid: PaidCharge) -> PaymentProblem:
         """Paid, then refused: 403; the money stays on the payer's account."""
-        payer = tempo.did_pkh(self.platform.tempo.chain_id, paid.payer)
+        payer = self._payer(paid)
         return PaymentProblem(
             "payment-refused",
             f"{error.message} (the payment is credited to {payer}'s Pryv account)",
@@ -247,19 +268,19 @@ class MppService:
         body: PiiPreviewRequest,
         request_id: str,
     ) -> Paid:
-        offer = self.preview_offer()
-        paid, _ = await self._charge(authorization, offer, PREVIEW_PATH, raw_body)
-        await self._credit(paid, PREVIEW_PRICE_MICROS, offer, PREVIEW_PATH, raw_body)
+        offers = self.preview_offers()
+        paid = await self._charge(authorization, offers, PREVIEW_PATH, raw_body)
+        await self._credit(paid, PREVIEW_PRICE_MICROS, offers, PREVIEW_PATH, raw_body)
         try:
-            identity = await self._service_key(paid.payer)
+            identity = await self._service_key(paid.payer, self._env(paid))
             result = await self.preview_service.preview(identity, body, f"mpp-{paid.tx_hash}")
         except PryvError as error:
             raise self._refused(error, paid) from None
         return Paid(result.body, self._receipt(paid), dict(result.metadata))
 
-    async def _service_key(self, wallet: str) -> KeyIdentity:
+    async def _service_key(self, wallet: str, env: str) -> KeyIdentity:
         """The key a wallet's pay-per-call requests are metered on (created on first use)."""
-        platform, env = self.platform, self.platform.tempo.env
+        platform = self.platform
         key_id = derived_key_id(platform.settings.key_pepper, f"mpp:{env}:{wallet}")
         result = await asyncio.to_thread(
             platform.app.ensure_service_key,
@@ -280,18 +301,18 @@ class MppService:
         self, authorization: str | None, raw_body: bytes, body: BuyKeyRequest
     ) -> Paid:
         pack = self.pack(body.pack)
-        offer = self.key_offer(pack)
+        offers = self.key_offers(pack)
         for model in body.models:
             if self.platform.catalog.get(model) is None:
                 raise PryvError(f"unknown model {model!r}", code="invalid_model", param="models")
-        paid, _ = await self._charge(authorization, offer, KEYS_PATH, raw_body)
-        await self._credit(paid, pack.credits_micros, offer, KEYS_PATH, raw_body)
+        paid = await self._charge(authorization, offers, KEYS_PATH, raw_body)
+        await self._credit(paid, pack.credits_micros, offers, KEYS_PATH, raw_body)
         try:
             created = await create_key(
                 self.platform,
                 paid.payer,
                 name=body.name,
-                env=self.platform.tempo.env,
+                env=self._env(paid),
                 models=body.models,
                 rpm=None,
                 tpm=None,
@@ -301,9 +322,13 @@ class MppService:
             )
         except PryvError as error:
             raise self._refused(error, paid) from None
-        payer = tempo.did_pkh(self.platform.tempo.chain_id, paid.payer)
         return Paid(
-            {**created, "account": payer, "pack": pack.public(), "reference": paid.tx_hash},
+            {
+                **created,
+                "account": self._payer(paid),
+                "pack": pack.public(),
+                "reference": paid.tx_hash,
+            },
             self._receipt(paid),
         )
 
@@ -459,12 +484,38 @@ def payment_info(platform: Platform | None) -> dict[str, dict[str, Any]]:
             "description": description,
         }
 
+    stripe = (
+        platform is not None
+        and platform.billing.configured
+        and platform.settings.stripe_network_id is not None
+    )
+
+    def card(amount: str | None, description: str) -> list[dict[str, Any]]:
+        if not stripe:
+            return []
+        return [
+            {
+                "intent": "charge",
+                "method": "stripe",
+                "amount": amount,
+                "currency": "usd",
+                "description": description,
+            }
+        ]
+
+    preview_cents = str(PREVIEW_PRICE_MICROS // 10_000)
     return {
         PREVIEW_PATH: {
-            "offers": [offer("charge", str(PREVIEW_PRICE_MICROS), "one PII preview, $0.05")]
+            "offers": [
+                offer("charge", str(PREVIEW_PRICE_MICROS), "one PII preview, $0.05"),
+                *card(preview_cents, "one PII preview, $0.05 (a Shared Payment Token)"),
+            ]
         },
         KEYS_PATH: {
-            "offers": [offer("charge", None, f"the price of the chosen credit pack: {packs}")]
+            "offers": [
+                offer("charge", None, f"the price of the chosen credit pack: {packs}"),
+                *card(None, f"the chosen credit pack's price in cents: {packs}"),
+            ]
         },
         CHAT_PATH: {
             "offers": [offer("session", None, "per token as it streams, at the model's prices")]

@@ -291,6 +291,7 @@ class FakeStripe:
         self._sessions: dict[str, dict[str, Any]] = {}
         self._session_extra: dict[str, dict[str, Any]] = {}
         self._payment_intents: dict[str, dict[str, Any]] = {}
+        self._shared_tokens: dict[str, dict[str, Any]] = {}  # spt_… → usage limits, used
         self._charges: dict[str, dict[str, Any]] = {}
         self._refunds: dict[str, dict[str, Any]] = {}
         self._disputes: dict[str, dict[str, Any]] = {}
@@ -712,6 +713,115 @@ class FakeStripe:
             succeeded = self._event("checkout.session.async_payment_succeeded", session)
             return completed, succeeded
 
+    # --- shared payment tokens (MPP's stripe charge) ----------------------------------------------
+
+    def issue_shared_token(self, max_amount: int, currency: str = "usd") -> str:
+        """What a buyer's agent gets from Stripe for one payment: a single-use `spt_…` good
+        for at most `max_amount` minor units."""
+        with self._lock:
+            spt = new_id("spt_")
+            self._shared_tokens[spt] = {
+                "max_amount": max_amount,
+                "currency": currency,
+                "used": False,
+            }
+            return spt
+
+    def _create_payment_intent(self, p: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/payment_intents, the SPT flow only: `shared_payment_granted_token` with
+        `confirm=true` charges the token's payment method at once (Stripe's own refusals:
+        unknown, used, over its limit, another currency)."""
+        _check_known(
+            p,
+            {
+                "amount",
+                "currency",
+                "shared_payment_granted_token",
+                "confirm",
+                "metadata",
+                "automatic_payment_methods",
+                "description",
+            },
+        )
+        spt = p.get("shared_payment_granted_token")
+        if not spt:
+            raise _missing("shared_payment_granted_token")
+        amount = _int_param(p.get("amount"), "amount")
+        currency = str(p.get("currency") or "")
+        metadata = _metadata(p.get("metadata"), "metadata")
+        with self._lock:
+            token = self._shared_tokens.get(str(spt))
+            if token is None:
+                raise StripeHTTPError(
+                    400,
+                    f"No such shared payment token: '{spt}'",
+                    code="resource_missing",
+                    param="shared_payment_granted_token",
+                )
+            if token["used"]:
+                raise StripeHTTPError(
+                    400,
+                    "This shared payment token was already used.",
+                    code="shared_payment_token_used",
+                )
+            if amount > token["max_amount"] or currency != token["currency"]:
+                raise StripeHTTPError(
+                    402,
+                    "The amount exceeds the token's usage limits.",
+                    type="card_error",
+                    code="card_declined",
+                )
+            token["used"] = True
+            now = self.clock()
+            pi_id, charge_id = new_id("pi_"), new_id("ch_")
+            txn = self._add_txn(
+                amount=amount,
+                type_="charge",
+                reporting_category="charge",
+                source=charge_id,
+                description=p.get("description"),
+                currency=currency,
+            )
+            self._remember(
+                self._charges,
+                {
+                    "id": charge_id,
+                    "object": "charge",
+                    "amount": amount,
+                    "amount_captured": amount,
+                    "amount_refunded": 0,
+                    "balance_transaction": txn["id"],
+                    "captured": True,
+                    "created": now,
+                    "currency": currency,
+                    "description": p.get("description"),
+                    "disputed": False,
+                    "livemode": False,
+                    "metadata": dict(metadata),
+                    "paid": True,
+                    "payment_intent": pi_id,
+                    "refunded": False,
+                    "status": "succeeded",
+                },
+            )
+            return self._remember(
+                self._payment_intents,
+                {
+                    "id": pi_id,
+                    "object": "payment_intent",
+                    "amount": amount,
+                    "amount_received": amount,
+                    "created": now,
+                    "currency": currency,
+                    "customer": None,
+                    "description": p.get("description"),
+                    "latest_charge": charge_id,
+                    "livemode": False,
+                    "metadata": dict(metadata),
+                    "status": "succeeded",
+                },
+            )
+
     def expire_session(self, session_id: str) -> dict[str, Any]:
         """An open session expires unpaid: `checkout.session.expired`."""
         with self._lock:
@@ -1015,6 +1125,8 @@ class FakeStripe:
             expand = [expand]
         if method == "POST" and path == "/v1/checkout/sessions":
             return 200, self._expanded(self._create_session(params), expand)
+        if method == "POST" and path == "/v1/payment_intents":
+            return 200, self._expanded(self._create_payment_intent(params), expand)
         if method == "GET" and path == "/v1/balance_transactions":
             filters = {"type": "type", "source": "source", "currency": "currency"}
             return 200, self._list(self._txns, params, path, expand, filters)
