@@ -198,8 +198,13 @@ async def _run_until_interrupted(role: str) -> None:
             await Relay(
                 platform.app.read_log, platform.bus, page_size=platform.settings.relay_page_size
             ).run(stop)
-        elif role == "sweeper":
-            await HoldSweeper(platform.app, platform.read_store).run(stop)
+        elif role == "sweeper":  # holds of dead requests, and channels a payer forces closed
+            from workers.channels import ChannelSettler
+
+            await asyncio.gather(
+                HoldSweeper(platform.app, platform.read_store).run(stop),
+                ChannelSettler(platform).run(stop),
+            )
         else:
             await Projector(platform.bus, platform.read_store).run(stop)
     finally:
@@ -433,9 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--mcp-host", default=None, help="default: --host")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("relay", help="publish the event log to NATS").set_defaults(func=cmd_relay)
-    sub.add_parser("sweep", help="settle holds of requests that never settled").set_defaults(
-        func=cmd_sweep
-    )
+    sub.add_parser(
+        "sweep",
+        help="settle holds of requests that never settled, and MPP channels a payer forces closed",
+    ).set_defaults(func=cmd_sweep)
     sub.add_parser("project", help="apply bus events to the read models").set_defaults(
         func=cmd_project
     )

@@ -591,13 +591,31 @@ class PaymentChannel(Aggregate):
         self.closing = True
         self.captured = captured
 
-    def close(self, *, tx_hash: str) -> None:
+    def close(self, *, tx_hash: str, settled: int, refund_tx: str = "") -> None:
+        """Closed on chain by `tx_hash`; `settled` is what the escrow paid the payee (finance
+        compares it with `captured`); `refund_tx` gave back what the escrow paid beyond
+        `captured` (a close the payer forced, settled with a voucher above what was spent)."""
         self._open()
         if not self.closing:
             raise DomainRuleViolation("start the close first")
-        self._closed(captured=self.captured, tx_hash=tx_hash, account_id=self.account_id)
+        self._closed(
+            captured=self.captured,
+            tx_hash=tx_hash,
+            settled=settled,
+            refund_tx=refund_tx,
+            account_id=self.account_id,
+            channel_id=self.channel_id,
+        )
 
     @event("Closed")
-    def _closed(self, captured: int, tx_hash: str, account_id: str) -> None:
+    def _closed(
+        self,
+        captured: int,
+        tx_hash: str,
+        settled: int,
+        refund_tx: str,
+        account_id: str,
+        channel_id: str,
+    ) -> None:
         self.closed = True
         self.close_tx = tx_hash

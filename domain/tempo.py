@@ -61,6 +61,8 @@ TOP_UP = "topUp(bytes32,uint128)"
 SETTLE = "settle(bytes32,uint128,bytes)"
 CLOSE = "close(bytes32,uint128,bytes)"
 GET_CHANNEL = "getChannel(bytes32)"
+REQUEST_CLOSE = "requestClose(bytes32)"
+WITHDRAW = "withdraw(bytes32)"
 TRANSFER_EVENT = event_topic("Transfer(address,address,uint256)")
 TRANSFER_WITH_MEMO_EVENT = event_topic("TransferWithMemo(address,address,uint256,bytes32)")
 CHANNEL_TUPLE = "(bool,uint64,address,address,address,address,uint128,uint128)"
@@ -72,6 +74,8 @@ _CALLS: dict[bytes, tuple[str, list[str]]] = {
     selector(TOP_UP): ("topUp", ["bytes32", "uint128"]),
     selector(SETTLE): ("settle", ["bytes32", "uint128", "bytes"]),
     selector(CLOSE): ("close", ["bytes32", "uint128", "bytes"]),
+    selector(REQUEST_CLOSE): ("requestClose", ["bytes32"]),
+    selector(WITHDRAW): ("withdraw", ["bytes32"]),
 }
 
 
@@ -184,6 +188,14 @@ def settle_call(channel_id: str, cumulative: int, signature: bytes) -> bytes:
     return selector(SETTLE) + encode(
         ["bytes32", "uint128", "bytes"], [_word(channel_id), cumulative, signature]
     )
+
+
+def request_close_call(channel_id: str) -> bytes:
+    return selector(REQUEST_CLOSE) + encode(["bytes32"], [_word(channel_id)])
+
+
+def withdraw_call(channel_id: str) -> bytes:
+    return selector(WITHDRAW) + encode(["bytes32"], [_word(channel_id)])
 
 
 def get_channel_call(channel_id: str) -> bytes:

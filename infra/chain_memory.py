@@ -11,12 +11,15 @@ real chain.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 
 from commands.chain import ChainRejected, Log, TransactionReceipt
 from domain import tempo
 from domain.tempo import ChannelState
 from infra.ethereum import decode_transaction, recover_typed_signer
+
+CLOSE_GRACE_SECONDS = 15 * 60  # the escrow's forced-close grace period (session draft)
 
 
 class _Revert(Exception):
@@ -28,8 +31,17 @@ def _topic_address(address: str) -> str:
 
 
 class InMemoryChain:
-    def __init__(self, *, chain_id: int, tokens: tuple[str, ...], escrow: str) -> None:
+    def __init__(
+        self,
+        *,
+        chain_id: int,
+        tokens: tuple[str, ...],
+        escrow: str,
+        close_grace_seconds: int = CLOSE_GRACE_SECONDS,
+    ) -> None:
         self.chain_id = chain_id
+        self.close_grace_seconds = close_grace_seconds
+        self.clock = time.time
         self.tokens = {t.lower() for t in tokens}
         self.escrow = escrow.lower()
         self._balances: dict[tuple[str, str], int] = defaultdict(int)
@@ -164,7 +176,24 @@ class InMemoryChain:
             if sender != state.payer or int(call.args[1]) <= 0:
                 raise _Revert()
             self._transfer(state.token, sender, self.escrow, int(call.args[1]), logs)
-            self._replace(channel, state, deposit=state.deposit + int(call.args[1]))
+            # A top-up cancels a pending close request (session draft, "topUp").
+            self._replace(
+                channel, state, deposit=state.deposit + int(call.args[1]), close_requested_at=0
+            )
+            return
+        if call.name == "requestClose":
+            if sender != state.payer or state.close_requested_at:
+                raise _Revert()
+            self._replace(channel, state, close_requested_at=int(self.clock()))
+            return
+        if call.name == "withdraw":
+            grace_over = self.clock() >= state.close_requested_at + self.close_grace_seconds
+            if sender != state.payer or not state.close_requested_at or not grace_over:
+                raise _Revert()
+            self._transfer(
+                state.token, self.escrow, state.payer, state.deposit - state.settled, logs
+            )
+            self._replace(channel, state, finalized=True)
             return
         # settle / close: the payee claims with a voucher the channel's signer signed.
         cumulative, signature = int(call.args[1]), bytes(call.args[2])

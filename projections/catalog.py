@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from domain.envelope import EventEnvelope
-from projections import balance, keys, ledger, ratelimit_config, settings, usage
+from projections import balance, channels, keys, ledger, ratelimit_config, settings, usage
 from projections.ops import Op, ProjectionWrite
 
 ProjectFn = Callable[[EventEnvelope], list[Op]]
@@ -17,6 +17,7 @@ PROJECTIONS: dict[str, ProjectFn] = {
     ledger.NAME: ledger.project,
     usage.NAME: usage.project,
     settings.NAME: settings.project,
+    channels.NAME: channels.project,
 }
 
 

@@ -172,3 +172,9 @@ class TempoPayer:
         return Credential(
             challenge=channel.challenge.to_echo(), payload=payload, source=self.did
         ).to_authorization()
+
+    async def request_close(self, channel: Channel) -> str:
+        """Force a close on chain (the payer's way out when the payee does not close)."""
+        escrow = channel.challenge.request["methodDetails"]["escrowContract"]
+        raw = await self._signed(escrow, tempo.request_close_call(channel.channel_id))
+        return await self.chain.send_raw_transaction(raw)

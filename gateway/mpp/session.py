@@ -318,39 +318,81 @@ class SessionChannels:
         self, channel: PaymentChannel, state: ChannelState, cumulative: int, signature: str
     ) -> ChannelUpdate:
         """Close on chain capturing exactly `spent` (never more than was served): the close
-        voucher must be for that amount. `CloseStarted` stops every stream's spending before
-        the capture is broadcast; a failed broadcast can be retried with the same voucher."""
-        captured = channel.spent
-        if cumulative != captured:
+        voucher must be for that amount."""
+        if cumulative != channel.spent:
             raise PaymentProblem(
                 "verification-failed",
-                f"the close voucher must be for exactly the amount spent, {captured}",
-                extra={"channelId": channel.channel_id, "spent": str(captured)},
+                f"the close voucher must be for exactly the amount spent, {channel.spent}",
+                extra={"channelId": channel.channel_id, "spent": str(channel.spent)},
             )
-        channel = await self._change(channel.channel_id, lambda c: c.start_close(captured), channel)
-        tx_hash = ""
-        if not state.finalized:
-            payee, chain = self.terms.recipient, self.chain
-            raw = sign_transaction(
-                self.platform.payee_key,
-                {
-                    "chainId": self.terms.chain_id,
-                    "nonce": await chain.nonce(payee),
-                    "to": self.terms.escrow,
-                    "value": 0,
-                    "gas": 300_000,
-                    "maxFeePerGas": await chain.gas_price(),
-                    "maxPriorityFeePerGas": 0,
-                    "data": tempo.close_call(
-                        channel.channel_id, cumulative, bytes.fromhex(signature[2:])
-                    ),
-                },
-            )
-            tx_hash = await self._broadcast(raw)
-        channel = await self._change(
-            channel.channel_id, lambda c: c.close(tx_hash=tx_hash), channel
-        )
+        channel, tx_hash = await self._close_on_chain(channel, state, cumulative, signature)
         return ChannelUpdate(channel, "close", tx_hash or None)
+
+    async def _close_on_chain(
+        self, channel: PaymentChannel, state: ChannelState, cumulative: int, signature: str
+    ) -> tuple[PaymentChannel, str]:
+        """`CloseStarted` (every stream stops spending), the escrow close with the voucher
+        for `cumulative`, the payer refunded whatever that captured beyond `spent`, then
+        `Closed`. A failed broadcast leaves the channel closing: a retry finishes it."""
+        channel = await self._change(
+            channel.channel_id,
+            lambda c: c.start_close(c.captured if c.closing else c.spent),
+            channel,
+        )
+        tx_hash = refund_tx = ""
+        if not state.finalized:
+            tx_hash = await self._payee_send(
+                self.terms.escrow,
+                tempo.close_call(channel.channel_id, cumulative, bytes.fromhex(signature[2:])),
+            )
+            excess = cumulative - channel.captured
+            if excess > 0:
+                refund_tx = await self._payee_send(
+                    channel.token, tempo.transfer_call(channel.payer, excess)
+                )
+        after = await self.chain.channel(self.terms.escrow, channel.channel_id)
+        settled = after.settled if after is not None else 0
+        channel = await self._change(
+            channel.channel_id,
+            lambda c: c.close(tx_hash=tx_hash, settled=settled, refund_tx=refund_tx),
+            channel,
+        )
+        return channel, tx_hash
+
+    async def _payee_send(self, to: str, data: bytes) -> str:
+        chain = self.chain
+        raw = sign_transaction(
+            self.platform.payee_key,
+            {
+                "chainId": self.terms.chain_id,
+                "nonce": await chain.nonce(self.terms.recipient),
+                "to": to,
+                "value": 0,
+                "gas": 300_000,
+                "maxFeePerGas": await chain.gas_price(),
+                "maxPriorityFeePerGas": 0,
+                "data": data,
+            },
+        )
+        return await self._broadcast(raw)
+
+    async def secure(self, channel_id: str) -> bool:
+        """If the payer asked the escrow to close `channel_id` (a forced close, which would
+        let them withdraw everything after the grace period), close it now with the highest
+        voucher and refund what that captures beyond what was spent. True if it acted."""
+        channel = await self.channel(channel_id)
+        if channel is None or channel.closed:
+            return False
+        state = await self.chain.channel(self.terms.escrow, channel_id)
+        if state is None or not (state.close_requested_at or state.finalized or channel.closing):
+            return False
+        log.warning("channel %s: the payer is forcing a close; settling it now", channel_id)
+        if channel.spent == 0:  # nothing was served: the whole deposit is the payer's
+            await self._change(channel_id, lambda c: c.start_close(0), channel)
+            await self._change(channel_id, lambda c: c.close(tx_hash="", settled=0))
+            return True
+        await self._close_on_chain(channel, state, channel.accepted, channel.signature)
+        return True
 
     # --- metering a stream -----------------------------------------------------------------
 

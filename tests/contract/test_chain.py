@@ -149,3 +149,56 @@ async def test_a_channel_opens_tops_up_and_closes_on_a_voucher(chains) -> None:
     assert memory.balance(TOKEN, payer.address) == 1_000 - 250
     with pytest.raises(ChainRejected):  # finalized
         await payer.send(chain, ESCROW, tempo.top_up_call(channel, 1))
+
+
+async def test_a_forced_close_waits_out_the_grace_period(chains) -> None:
+    chain, memory = chains
+    payer, payee = Wallet(), Wallet()
+    memory.mint(TOKEN, payer.address, 1_000)
+    channel = tempo.channel_id(
+        payer=payer.address,
+        payee=payee.address,
+        token=TOKEN,
+        salt=SALT,
+        authorized_signer=tempo.ZERO_ADDRESS,
+        escrow=ESCROW,
+        chain_id=CHAIN_ID,
+    )
+    await payer.send(
+        chain, ESCROW, tempo.open_call(payee.address, TOKEN, 600, SALT, tempo.ZERO_ADDRESS)
+    )
+    await payer.send(chain, ESCROW, tempo.request_close_call(channel))
+    state = await chain.channel(ESCROW, channel)
+    assert state is not None and state.close_requested_at > 0
+    with pytest.raises(ChainRejected):  # inside the grace period
+        await payer.send(chain, ESCROW, tempo.withdraw_call(channel))
+    # The payee may still close with a voucher during the grace period.
+    await payee.send(chain, ESCROW, tempo.close_call(channel, 100, payer.voucher(channel, 100)))
+    assert memory.balance(TOKEN, payee.address) == 100
+    memory.clock = lambda: 10**12  # long after
+    with pytest.raises(ChainRejected):  # finalized: nothing left to withdraw
+        await payer.send(chain, ESCROW, tempo.withdraw_call(channel))
+
+
+async def test_after_the_grace_period_the_payer_takes_everything_back(chains) -> None:
+    chain, memory = chains
+    payer, payee = Wallet(), Wallet()
+    memory.mint(TOKEN, payer.address, 1_000)
+    channel = tempo.channel_id(
+        payer=payer.address,
+        payee=payee.address,
+        token=TOKEN,
+        salt=SALT,
+        authorized_signer=tempo.ZERO_ADDRESS,
+        escrow=ESCROW,
+        chain_id=CHAIN_ID,
+    )
+    await payer.send(
+        chain, ESCROW, tempo.open_call(payee.address, TOKEN, 600, SALT, tempo.ZERO_ADDRESS)
+    )
+    await payer.send(chain, ESCROW, tempo.request_close_call(channel))
+    memory.clock = lambda: 10**12
+    await payer.send(chain, ESCROW, tempo.withdraw_call(channel))
+    assert memory.balance(TOKEN, payer.address) == 1_000
+    state = await chain.channel(ESCROW, channel)
+    assert state is not None and state.finalized

@@ -709,3 +709,38 @@ async def test_the_prompt_is_paid_before_the_upstream_is_called(
     (first, *_) = [e for e in log if e.topic == topics.CHANNEL_SPENT]
     assert first.data["tokens_in"] > 0 and first.data["tokens_out"] == 0
     assert spent >= first.data["delta"] > 0
+
+
+async def test_a_forced_close_is_settled_for_exactly_what_was_spent(
+    gateway: Gateway, http: httpx.AsyncClient
+) -> None:
+    from workers.channels import ChannelSettler
+
+    payer = await funded_payer(gateway)
+    minted = chain_of(gateway).balance(gateway.platform.tempo.currency, payer.address)
+    challenge = await session_challenge(http)
+    channel, opening = await payer.open(challenge, 5_000, cumulative=1_000)
+    _text, receipt = await stream_all(http, opening)
+    spent = int(receipt["spent"])
+    assert 0 < spent < 1_000
+    await payer.request_close(channel)  # the payer tries to walk away with the deposit
+    refused = await http.head(
+        "/mpp/chat/completions", headers={"Authorization": payer.voucher(channel, 1_100)}
+    )
+    assert refused.status_code == 402  # no voucher is taken on a channel being force-closed
+    await gateway.settled()
+    await ChannelSettler(gateway.platform).settle_once()  # (the in-process one may beat it)
+    deadline = asyncio.get_running_loop().time() + 60
+    while not channel_state(gateway, channel.channel_id).closed:
+        assert asyncio.get_running_loop().time() < deadline, "the forced close was not settled"
+        await asyncio.sleep(0.1)
+    state = channel_state(gateway, channel.channel_id)
+    assert state.captured == spent
+    terms = gateway.platform.tempo
+    assert chain_of(gateway).balance(terms.currency, terms.recipient) == spent
+    assert chain_of(gateway).balance(terms.currency, payer.address) == minted - spent
+    log = await asyncio.to_thread(gateway.platform.app.read_log, 0, 100_000)
+    (closed,) = [e.data for e in log if e.topic == topics.CHANNEL_CLOSED]
+    assert closed["settled"] == 1_000 and closed["refund_tx"]  # captured 1000, gave back 1000-spent
+    await gateway.settled()
+    assert await ChannelSettler(gateway.platform).settle_once() == 0  # nothing left to watch

@@ -205,7 +205,7 @@ def test_the_channel_keeps_spent_within_the_voucher_and_the_voucher_within_the_d
     assert closing.value.code == "channel_finalized"  # nothing is served once closing
     with pytest.raises(DomainRuleViolation):
         c.accept_voucher(400, "0xsig")
-    c.close(tx_hash="0xclose")
+    c.close(tx_hash="0xclose", settled=250)
     assert c.closed and c.captured == 250
     with pytest.raises(DomainRuleViolation) as closed:
         c.accept_voucher(400, "0xsig")
