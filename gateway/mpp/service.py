@@ -385,7 +385,7 @@ class MppService:
             raise self.challenged(problem, offers, CHAT_PATH, None) from None
         except PaymentProblem as problem:
             raise self.challenged(problem, offers, CHAT_PATH, None) from None
-        if body is None:
+        if body is None or update.action in ("close", "topUp"):  # these answer a receipt
             return self._channel_receipt(update, presented)
         return await self._stream(update, presented, body, request_id, offers)
 
