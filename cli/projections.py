@@ -10,7 +10,8 @@ import sys
 from bootstrap.platform import Platform, open_platform
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
-from workers.rebuild import RebuildProgress, rebuild
+from projections.store import RebuildLeaseLost
+from workers.rebuild import RebuildInProgress, RebuildProgress, rebuild
 
 
 def _progress(progress: RebuildProgress) -> None:
@@ -79,6 +80,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    unknown = sorted(set(args.names) - set(PROJECTIONS))
+    if unknown:
+        sys.stderr.write(
+            f"pryv projections rebuild: unknown projections {', '.join(unknown)}; "
+            f"choose from {', '.join(PROJECTIONS)}\n"
+        )
+        return 2
+
     async def run() -> dict[str, int]:
         platform = await open_platform(Settings.from_env())
         try:
@@ -93,7 +102,11 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         finally:
             await platform.close()
 
-    generations = asyncio.run(run())
+    try:
+        generations = asyncio.run(run())
+    except (RebuildInProgress, RebuildLeaseLost) as exc:
+        sys.stderr.write(f"pryv projections rebuild: {exc.message}\n")
+        return 1
     sys.stderr.write("\n")
     for name, generation in generations.items():
         print(f"{name}: now served from generation {generation}")
@@ -107,10 +120,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     rebuild_cmd = projections.add_parser(
         "rebuild", help="replay the log into new read models, then swap them in atomically"
     )
-    rebuild_cmd.add_argument(
+    rebuild_cmd.add_argument(  # no `choices`: argparse checks [] against them (invalid choice)
         "names",
         nargs="*",
-        choices=[*PROJECTIONS, []][:-1] or None,
         help=f"projections (default: all of {', '.join(PROJECTIONS)})",
     )
     rebuild_cmd.set_defaults(func=cmd_rebuild)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from projections.ops import (
     SortedAdd,
     SortedRemove,
 )
+from projections.store import RebuildLease, RebuildLeaseLost
 
 _POSITION_PREFIX = "pos:"
 SETTLED_KEY = "holds:settled"  # as in the Redis store's scripts
@@ -40,6 +42,8 @@ class MemoryReadStore:
         self._settled: dict[str, set[str]] = {}  # rebuild-only tombstones, per generation
         self.fence = 0  # see set_fence
         self._lock = asyncio.Lock()
+        self._lease: tuple[int, str, float] | None = None  # token, owner, expiry (monotonic)
+        self._lease_tokens = 0
 
     # --- key mapping -----------------------------------------------------------------------
 
@@ -53,9 +57,14 @@ class MemoryReadStore:
     # --- writes ----------------------------------------------------------------------------
 
     async def apply(
-        self, writes: Sequence[ProjectionWrite], *, into: Mapping[str, int] | None = None
+        self,
+        writes: Sequence[ProjectionWrite],
+        *,
+        into: Mapping[str, int] | None = None,
+        fence: int | None = None,
     ) -> int:
         async with self._lock:  # no await inside: each call is atomic w.r.t. readers
+            self._check_fence(fence)
             applied = 0
             for write in writes:
                 pos_key = self._phys(_POSITION_PREFIX + write.projection, into)
@@ -132,9 +141,12 @@ class MemoryReadStore:
     async def generations(self) -> dict[str, int]:
         return dict(self._generations)
 
-    async def swap_generation(self, projection: str, generation: int) -> bool:
+    async def swap_generation(
+        self, projection: str, generation: int, *, fence: int | None = None
+    ) -> bool:
         """Serve `projection` from `generation`, if it has caught up with the live one."""
         async with self._lock:
+            self._check_fence(fence)
             into = {projection: generation}
             pos = _POSITION_PREFIX + projection
             new = self._hashes.get(self._phys(pos, into), {})
@@ -160,7 +172,12 @@ class MemoryReadStore:
             placed = {**fields, "amount_micros": fields["amount"]}
             self._apply_op(balance.open_hold(hold_id, placed), into)
 
-    async def drop_generation(self, projection: str, generation: int) -> int:
+    async def drop_generation(
+        self, projection: str, generation: int, *, fence: int | None = None
+    ) -> int:
+        self._check_fence(fence)
+        if self._generations.get(projection, 0) == generation:
+            raise ValueError(f"generation {generation} of {projection} is the one served")
         prefix = f"{projection}.{generation}:"
         dropped = 0
         for store in (self._hashes, self._values, self._sorted, self._settled):
@@ -168,6 +185,45 @@ class MemoryReadStore:
                 del store[key]
                 dropped += 1
         return dropped
+
+    # --- the rebuild lease -------------------------------------------------------------------
+
+    def _check_fence(self, fence: int | None) -> None:
+        if fence is None:
+            return
+        lease = self._live_lease()
+        if lease is None or lease[0] != fence:
+            raise RebuildLeaseLost("this rebuild no longer holds the rebuild lease")
+
+    def _live_lease(self) -> tuple[int, str, float] | None:
+        if self._lease is not None and self._lease[2] <= time.monotonic():
+            self._lease = None
+        return self._lease
+
+    async def acquire_rebuild_lease(self, owner: str, ttl: float) -> RebuildLease | None:
+        if self._live_lease() is not None:
+            return None
+        self._lease_tokens += 1
+        self._lease = (self._lease_tokens, owner, time.monotonic() + ttl)
+        return RebuildLease(self._lease_tokens, owner, ttl)
+
+    async def renew_rebuild_lease(self, token: int, ttl: float) -> bool:
+        lease = self._live_lease()
+        if lease is None or lease[0] != token:
+            return False
+        self._lease = (token, lease[1], time.monotonic() + ttl)
+        return True
+
+    async def release_rebuild_lease(self, token: int) -> None:
+        lease = self._live_lease()
+        if lease is not None and lease[0] == token:
+            self._lease = None
+
+    async def rebuild_lease(self) -> RebuildLease | None:
+        lease = self._live_lease()
+        if lease is None:
+            return None
+        return RebuildLease(lease[0], lease[1], max(lease[2] - time.monotonic(), 0.0))
 
     # --- reads -----------------------------------------------------------------------------
 

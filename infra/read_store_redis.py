@@ -37,6 +37,7 @@ from projections.ops import (
     SortedAdd,
     SortedRemove,
 )
+from projections.store import RebuildLease, RebuildLeaseLost
 
 
 def _lua_table(mapping: Mapping[str, str]) -> str:
@@ -145,11 +146,27 @@ end
 """
 )
 
+# A rebuild's writes carry its lease token; a token that no longer holds the lease is refused
+# inside the same script that would write (fencing: a stalled rebuild cannot write late).
+# ARGV[i] = the lease key, ARGV[i + 1] = the token ('' = not fenced)
+_LUA_FENCE = r"""
+local function pryv_fenced(lease_key, token)
+  if token ~= '' and redis.call('HGET', lease_key, 'token') ~= token then
+    return redis.error_reply('pryv: rebuild lease lost')
+  end
+  return nil
+end
+"""
+
 # ARGV[1] = "{prefix}:rm:", ARGV[2] = JSON [[projection, position, bus_seq, ops], ...],
-# ARGV[3] = JSON {projection: generation} to write into instead of the served ones ('' = none)
+# ARGV[3] = JSON {projection: generation} to write into instead of the served ones ('' = none),
+# ARGV[4] = the rebuild lease key, ARGV[5] = its token ('' = not fenced)
 _LUA_APPLY_WRITES = (
     LUA_APPLY_OPS
+    + _LUA_FENCE
     + r"""
+local lost = pryv_fenced(ARGV[4], ARGV[5])
+if lost then return lost end
 pryv_init(ARGV[1], ARGV[3])
 local applied = 0
 for _, w in ipairs(cjson.decode(ARGV[2])) do
@@ -182,10 +199,14 @@ return 0
 # has nor saw settled (admission recorded them; their Placed event is not in the new generation
 # yet) are carried over with their `held` amounts, so available credit is never overstated
 # across the swap. Key names follow projections/balance.py.
-# ARGV[1] = "{prefix}:rm:", ARGV[2] = projection, ARGV[3] = new generation
+# ARGV[1] = "{prefix}:rm:", ARGV[2] = projection, ARGV[3] = new generation,
+# ARGV[4] = the rebuild lease key, ARGV[5] = its token ('' = not fenced)
 _LUA_SWAP = (
     LUA_APPLY_OPS
+    + _LUA_FENCE
     + r"""
+local lost = pryv_fenced(ARGV[4], ARGV[5])
+if lost then return lost end
 local rm, proj, new = ARGV[1], ARGV[2], ARGV[3]
 pryv_init(rm, '')
 local cur = PRYV_GENS[proj] or '0'
@@ -223,6 +244,41 @@ redis.call('HSET', rm .. 'gens', proj, new)
 return 1
 """
 )
+
+
+# Unlink some keys of a generation that is not served, if the lease (when fenced) still holds.
+# ARGV[1] = gens key, ARGV[2] = projection, ARGV[3] = generation, ARGV[4] = lease key,
+# ARGV[5] = token ('' = not fenced), ARGV[6..] = keys
+_LUA_DROP = (
+    _LUA_FENCE
+    + r"""
+local lost = pryv_fenced(ARGV[4], ARGV[5])
+if lost then return lost end
+if (redis.call('HGET', ARGV[1], ARGV[2]) or '0') == ARGV[3] then
+  return redis.error_reply('pryv: generation is served')
+end
+local keys = {}
+for i = 6, #ARGV do keys[#keys + 1] = ARGV[i] end
+if #keys > 0 then redis.call('UNLINK', unpack(keys)) end
+return #keys
+"""
+)
+
+# The rebuild lease: a hash {token, owner} with a TTL, tokens from a counter that only grows.
+# ARGV[1] = lease key, ARGV[2] = counter key, ARGV[3] = owner, ARGV[4] = ttl ms
+_LUA_LEASE_ACQUIRE = r"""
+if redis.call('EXISTS', ARGV[1]) == 1 then return false end
+local token = redis.call('INCR', ARGV[2])
+redis.call('HSET', ARGV[1], 'token', token, 'owner', ARGV[3])
+redis.call('PEXPIRE', ARGV[1], ARGV[4])
+return token
+"""
+# ARGV[1] = lease key, ARGV[2] = token, ARGV[3] = ttl ms ('' = release)
+_LUA_LEASE_RENEW = r"""
+if redis.call('HGET', ARGV[1], 'token') ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then redis.call('DEL', ARGV[1]) else redis.call('PEXPIRE', ARGV[1], ARGV[3]) end
+return 1
+"""
 
 
 def _flat(fields: dict[str, str]) -> list[str]:
@@ -294,6 +350,11 @@ class RedisReadStore:
         self._apply_writes = client.register_script(_LUA_APPLY_WRITES)
         self._apply_ops = client.register_script(_LUA_APPLY_OPS_ONLY)
         self._swap = client.register_script(_LUA_SWAP)
+        self._drop = client.register_script(_LUA_DROP)
+        self._lease_acquire = client.register_script(_LUA_LEASE_ACQUIRE)
+        self._lease_renew = client.register_script(_LUA_LEASE_RENEW)
+        self.lease_key = f"{prefix}:rebuild:lease"  # outside rm: never in a dump
+        self._lease_counter = f"{prefix}:rebuild:tokens"
 
     @classmethod
     def from_url(cls, url: str, prefix: str, max_connections: int = 64) -> RedisReadStore:
@@ -334,7 +395,11 @@ class RedisReadStore:
     # --- writes ----------------------------------------------------------------------------
 
     async def apply(
-        self, writes: Sequence[ProjectionWrite], *, into: Mapping[str, int] | None = None
+        self,
+        writes: Sequence[ProjectionWrite],
+        *,
+        into: Mapping[str, int] | None = None,
+        fence: int | None = None,
     ) -> int:
         """The whole batch in one script call: all of it is visible at once, or none of it.
 
@@ -349,8 +414,23 @@ class RedisReadStore:
             [w.projection, str(w.position), str(w.bus_seq), encode_ops(w.ops)] for w in writes
         ]
         target = _to_json(dict(into)) if into else ""
-        applied = await self._apply_writes(args=[self._rm, _to_json(payload), target])
+        args = [self._rm, _to_json(payload), target, *self._fence_args(fence)]
+        applied = await self._fenced(self._apply_writes(args=args))
         return int(applied)
+
+    def _fence_args(self, fence: int | None) -> list[str]:
+        return [self.lease_key, "" if fence is None else str(fence)]
+
+    @staticmethod
+    async def _fenced(call: Any) -> Any:
+        try:
+            return await call
+        except redis.ResponseError as exc:
+            if "rebuild lease lost" in str(exc):
+                raise RebuildLeaseLost("this rebuild no longer holds the rebuild lease") from None
+            if "generation is served" in str(exc):
+                raise ValueError("that generation is the one served") from None
+            raise
 
     async def apply_ops_atomically(self, ops: Sequence[Op]) -> None:
         """Ops without a position guard, in one script call (admission records holds this way)."""
@@ -359,18 +439,52 @@ class RedisReadStore:
 
     # --- generations -----------------------------------------------------------------------
 
-    async def swap_generation(self, projection: str, generation: int) -> bool:
-        swapped = bool(await self._swap(args=[self._rm, projection, str(generation)]))
+    async def swap_generation(
+        self, projection: str, generation: int, *, fence: int | None = None
+    ) -> bool:
+        args = [self._rm, projection, str(generation), *self._fence_args(fence)]
+        swapped = bool(await self._fenced(self._swap(args=args)))
         if swapped:
             await self.generations()
         return swapped
 
-    async def drop_generation(self, projection: str, generation: int) -> int:
+    async def drop_generation(
+        self, projection: str, generation: int, *, fence: int | None = None
+    ) -> int:
+        """Each batch is unlinked by a script that re-checks the lease and that the
+        generation is not the served one, so a stale rebuild can never drop live data."""
         pattern = _glob_escape(f"{self._rm}{projection}.{generation}:") + "*"
         keys = [_text(k) async for k in self._client.scan_iter(match=pattern, count=1000)]
+        head = [self._gens_key, projection, str(generation), *self._fence_args(fence)]
+        if not keys:
+            await self._fenced(self._drop(args=head))  # still refuses the served generation
         for start in range(0, len(keys), self._BATCH):
-            await self._client.unlink(*keys[start : start + self._BATCH])
+            await self._fenced(self._drop(args=[*head, *keys[start : start + self._BATCH]]))
         return len(keys)
+
+    # --- the rebuild lease -------------------------------------------------------------------
+
+    async def acquire_rebuild_lease(self, owner: str, ttl: float) -> RebuildLease | None:
+        token = await self._lease_acquire(
+            args=[self.lease_key, self._lease_counter, owner, str(int(ttl * 1000))]
+        )
+        return None if token is None else RebuildLease(int(token), owner, ttl)
+
+    async def renew_rebuild_lease(self, token: int, ttl: float) -> bool:
+        args = [self.lease_key, str(token), str(int(ttl * 1000))]
+        return bool(await self._lease_renew(args=args))
+
+    async def release_rebuild_lease(self, token: int) -> None:
+        await self._lease_renew(args=[self.lease_key, str(token), ""])
+
+    async def rebuild_lease(self) -> RebuildLease | None:
+        fields = await self._client.hgetall(self.lease_key)
+        if not fields:
+            return None
+        ttl_ms = await self._client.pttl(self.lease_key)
+        return RebuildLease(
+            int(_text(fields["token"])), _text(fields["owner"]), max(ttl_ms, 0) / 1000
+        )
 
     # --- reads -----------------------------------------------------------------------------
 

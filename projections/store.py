@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from domain.errors import ErrorKind, PryvError
 from projections.ops import Op, ProjectionPosition, ProjectionWrite
+
+
+@dataclass(frozen=True)
+class RebuildLease:
+    """The one rebuild allowed at a time: `token` is a fencing token (it only grows), so a
+    rebuild that lost its lease (it stalled past the TTL) can no longer write."""
+
+    token: int
+    owner: str
+    expires_in: float  # seconds
+
+
+class RebuildLeaseLost(PryvError):
+    """A write fenced by a token that no longer holds the rebuild lease."""
+
+    kind, code = ErrorKind.CONFLICT, "rebuild_lease_lost"
 
 
 class ReadStore(Protocol):
     async def apply(
-        self, writes: Sequence[ProjectionWrite], *, into: Mapping[str, int] | None = None
+        self,
+        writes: Sequence[ProjectionWrite],
+        *,
+        into: Mapping[str, int] | None = None,
+        fence: int | None = None,
     ) -> int:
         """Apply writes atomically, each only if its position is beyond its projection's.
 
         Returns how many writes were applied (the rest were replays or redeliveries). `into`
-        sends some projections' writes to another generation (a rebuild in progress).
+        sends some projections' writes to another generation (a rebuild in progress); `fence`
+        (a rebuild's lease token) makes the write refused unless that lease is still held.
         """
         ...
 
@@ -40,13 +63,31 @@ class ReadStore(Protocol):
         """The generation each projection is served from (absent = 0)."""
         ...
 
-    async def swap_generation(self, projection: str, generation: int) -> bool:
+    async def swap_generation(
+        self, projection: str, generation: int, *, fence: int | None = None
+    ) -> bool:
         """Serve `projection` from `generation` — atomically, and only if it has caught up
         with the served one (else False: apply more and retry)."""
         ...
 
-    async def drop_generation(self, projection: str, generation: int) -> int:
-        """Delete a generation's keys (one no longer served); returns how many."""
+    async def drop_generation(
+        self, projection: str, generation: int, *, fence: int | None = None
+    ) -> int:
+        """Delete a generation's keys; returns how many. Never the served one (ValueError)."""
+        ...
+
+    async def acquire_rebuild_lease(self, owner: str, ttl: float) -> RebuildLease | None:
+        """The rebuild lease for `ttl` seconds, or None while another holds it."""
+        ...
+
+    async def renew_rebuild_lease(self, token: int, ttl: float) -> bool:
+        """Extend the lease; False if `token` no longer holds it."""
+        ...
+
+    async def release_rebuild_lease(self, token: int) -> None: ...
+
+    async def rebuild_lease(self) -> RebuildLease | None:
+        """Who holds the rebuild lease now, if anyone."""
         ...
 
     async def get_fields(self, key: str) -> dict[str, str]: ...

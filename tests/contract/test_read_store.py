@@ -27,7 +27,7 @@ from projections.ops import (
     SortedAdd,
     SortedRemove,
 )
-from projections.store import ReadStore
+from projections.store import ReadStore, RebuildLeaseLost
 from tests.conftest import REDIS_URL
 
 BIG = 9_000_000_000_000  # 9M USD in micros: beyond what a Lua double prints as an integer
@@ -559,3 +559,48 @@ async def test_balance_swap_does_not_revive_holds_the_rebuild_saw_settled(
         bal.balance_key("a", "live"): {"debited": "100", "held": "0"},
         bal.key_held_key("k"): {"held": "0"},
     }
+
+
+async def test_one_rebuild_lease_at_a_time_with_growing_fencing_tokens(
+    read_store: ReadStore,
+) -> None:
+    first = await read_store.acquire_rebuild_lease("host:1", ttl=30)
+    assert first is not None
+    assert await read_store.acquire_rebuild_lease("host:2", ttl=30) is None
+    holder = await read_store.rebuild_lease()
+    assert holder is not None and (holder.token, holder.owner) == (first.token, "host:1")
+    assert 0 < holder.expires_in <= 30
+    assert await read_store.renew_rebuild_lease(first.token, 30)
+    assert not await read_store.renew_rebuild_lease(first.token + 1, 30)
+    await read_store.release_rebuild_lease(first.token)
+    assert await read_store.rebuild_lease() is None
+    second = await read_store.acquire_rebuild_lease("host:2", ttl=30)
+    assert second is not None and second.token > first.token
+
+
+async def test_a_lapsed_lease_fences_its_holder_out(read_store: ReadStore) -> None:
+    stale = await read_store.acquire_rebuild_lease("host:1", ttl=0.2)
+    assert stale is not None
+    await asyncio.sleep(0.4)  # it stalled past its TTL
+    fresh = await read_store.acquire_rebuild_lease("host:2", ttl=30)
+    assert fresh is not None and fresh.token > stale.token
+    with pytest.raises(RebuildLeaseLost):
+        await read_store.apply(
+            [write("keys", 1, SetValue("k:1", "x"))], into={"keys": 1}, fence=stale.token
+        )
+    with pytest.raises(RebuildLeaseLost):
+        await read_store.swap_generation("keys", 1, fence=stale.token)
+    with pytest.raises(RebuildLeaseLost):
+        await read_store.drop_generation("keys", 1, fence=stale.token)
+    assert not await read_store.renew_rebuild_lease(stale.token, 30)
+    applied = await read_store.apply(
+        [write("keys", 1, SetValue("k:1", "x"))], into={"keys": 1}, fence=fresh.token
+    )
+    assert applied == 1
+
+
+async def test_the_served_generation_is_never_dropped(read_store: ReadStore) -> None:
+    await read_store.apply([write("keys", 1, SetValue("k:1", "x"))])
+    with pytest.raises(ValueError):
+        await read_store.drop_generation("keys", 0)
+    assert await read_store.get_value("k:1") == "x"

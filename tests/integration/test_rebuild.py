@@ -155,3 +155,64 @@ async def test_status_shows_lag_of_a_stopped_projector_and_recovery(
         assert all(row["lag"] == 0 for row in recovered_rows.values())
     finally:
         await platform.close()
+
+
+async def test_two_concurrent_rebuilds_one_is_refused_and_the_models_equal_a_replay(
+    gateway: Gateway,
+) -> None:
+    from infra.read_store_memory import MemoryReadStore
+    from projections.replay import replay_log
+    from workers.rebuild import RebuildInProgress
+
+    platform = gateway.platform
+    for n in range(3):
+        await gateway.funded_key(env="live", usd="5", wallet="0x" + f"{n + 7:040x}")
+    before = await platform.read_store.generations()
+
+    async def one() -> dict[str, int]:
+        return await rebuild(
+            platform.app.read_log,
+            platform.app.max_position,
+            platform.read_store,
+            page_size=5,
+            drop_after=0.5,
+        )
+
+    results = await asyncio.gather(one(), one(), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, RebuildInProgress)]
+    done = [r for r in results if isinstance(r, dict)]
+    assert len(refused) == 1 and len(done) == 1, results
+    assert "already running" in refused[0].message
+    assert done[0] == {name: before.get(name, 0) + 1 for name in PROJECTIONS}
+    assert await platform.read_store.rebuild_lease() is None  # released
+    replayed = MemoryReadStore()
+    await replay_log(platform.app.read_log, replayed)
+    assert await platform.read_store.dump() == await replayed.dump()
+    # The lease is free again: the next rebuild runs.
+    assert await one() == {name: before.get(name, 0) + 2 for name in PROJECTIONS}
+
+
+def test_rebuild_with_no_names_means_all_and_unknown_names_are_a_usage_error(
+    services_settings: Settings,
+) -> None:
+    env = relay_env(services_settings)
+    bad = subprocess.run(
+        [sys.executable, "-m", "cli.main", "projections", "rebuild", "nosuch"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "unknown projections nosuch" in bad.stderr
+    every = subprocess.run(
+        [sys.executable, "-m", "cli.main", "projections", "rebuild"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert every.returncode == 0, every.stderr
+    for name in PROJECTIONS:
+        assert f"{name}: now served from generation" in every.stdout
