@@ -19,6 +19,7 @@ from gateway.authentication import KeyIdentityCache
 from gateway.chat import ChatService
 from gateway.mpp.service import MppService
 from gateway.preview import PreviewService
+from infra.log_format import configure_logging
 from infra.settings import Settings
 from mcp_server import consent, metadata, revocation
 from mcp_server.door import create_mcp_door
@@ -140,5 +141,5 @@ def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` worker processes: each opens its own platform from the
     environment (production backends; the relay and projector run as their own processes)."""
     settings = Settings.from_env()
-    observability.configure_logging(settings.log_format)  # a spawned worker starts unconfigured
+    configure_logging(settings.log_format)  # a spawned worker starts unconfigured
     return create_app(settings=settings, workers=False)

@@ -21,11 +21,11 @@ from api.bearer import authenticate_key
 from api.body_limits import NOT_PARSED, parsed_json
 from api.context import chat_service_of, platform_of
 from api.errors import ApiError, error_object
-from api.observability import REQUEST_ID
 from domain.errors import PryvError
 from gateway.chat import ChatStream, request_id_of
 from gateway.chat_request import ChatCompletionRequest
 from gateway.models import find_model, model_object, visible_models
+from infra.log_format import REQUEST_ID
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 

@@ -18,13 +18,13 @@ from pydantic import BaseModel, ValidationError
 from api.body_limits import NOT_PARSED, parsed_json
 from api.errors import ApiError
 from api.gateway import SettlingStreamingResponse
-from api.observability import REQUEST_ID
 from gateway.chat import request_id_of
 from gateway.chat_request import ChatCompletionRequest
 from gateway.mpp.problems import PaymentProblem
 from gateway.mpp.service import BuyKeyRequest, MppService, Paid
 from gateway.mpp.session import SessionStream
 from gateway.preview import PiiPreviewRequest
+from infra.log_format import REQUEST_ID
 
 router = APIRouter(prefix="/mpp", tags=["mpp"])
 

@@ -29,32 +29,30 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from audit.export import ExportResult, account_uuid, export_account, parse_moment, write_export
-from audit.sealer import Sealer, opened_sealer, raw_reader
-from audit.verify import (
-    DEFAULT_PAGE_SIZE,
-    VerifyReport,
-    event_decoder,
-    published_checkpoints,
-    verify_log,
-)
-from bootstrap.platform import open_application
-from domain.merkle import (
-    Checkpoint,
-)
-from infra.checkpoints import (
-    open_checkpoint_store,
-    parse_sealer_addresses,
-    trusted_sealer_addresses,
-)
-from infra.settings import Settings
+if TYPE_CHECKING:
+    from audit.export import ExportResult
+    from audit.sealer import Sealer
+    from audit.verify import (
+        VerifyReport,
+    )
+    from domain.merkle import Checkpoint
+    from infra.settings import Settings
 
 
 async def run_verify(
-    settings: Settings, *, signer: str | None = None, page_size: int = DEFAULT_PAGE_SIZE
+    settings: Settings, *, signer: str | None = None, page_size: int | None = None
 ) -> VerifyReport:
+    from audit.sealer import raw_reader
+    from audit.verify import DEFAULT_PAGE_SIZE, event_decoder, published_checkpoints, verify_log
+    from bootstrap.platform import open_application
+    from infra.checkpoints import (
+        open_checkpoint_store,
+        parse_sealer_addresses,
+        trusted_sealer_addresses,
+    )
+
     app = open_application(settings)
     store = await open_checkpoint_store(settings)
     try:
@@ -64,7 +62,7 @@ async def run_verify(
             store,
             trusted_signers=trusted,
             decode=event_decoder(app),
-            page_size=page_size,
+            page_size=DEFAULT_PAGE_SIZE if page_size is None else page_size,
             published=await published_checkpoints(settings),
         )
     finally:
@@ -73,9 +71,15 @@ async def run_verify(
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from infra.settings import Settings
+
     try:
         report = asyncio.run(
-            run_verify(Settings.from_env(), signer=args.signer, page_size=max(500, args.page_size))
+            run_verify(
+                Settings.from_env(),
+                signer=args.signer,
+                page_size=None if args.page_size is None else max(500, args.page_size),
+            )
         )
     except ValueError as exc:  # a malformed --signer or PRYV_SEALER_ADDRESS
         print(f"pryv audit verify: {exc}", file=sys.stderr)
@@ -97,6 +101,11 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from audit.export import account_uuid, export_account, parse_moment, write_export
+    from bootstrap.platform import open_application
+    from infra.checkpoints import open_checkpoint_store
+    from infra.settings import Settings
+
     settings = Settings.from_env()
     account = account_uuid(args.account)
 
@@ -139,6 +148,9 @@ async def run_sealer(
     every_seconds: float,
     stop: asyncio.Event | None = None,
 ) -> Sealer:
+    from audit.sealer import opened_sealer
+    from bootstrap.platform import open_application
+
     app = open_application(settings)
     try:
         async with opened_sealer(
@@ -158,6 +170,8 @@ async def run_sealer(
 
 
 def cmd_seal(args: argparse.Namespace) -> int:
+    from infra.settings import Settings
+
     sealer = asyncio.run(
         run_sealer(
             Settings.from_env(),
@@ -180,6 +194,9 @@ def cmd_seal(args: argparse.Namespace) -> int:
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from infra.checkpoints import open_checkpoint_store, trusted_sealer_addresses
+    from infra.settings import Settings
+
     settings = Settings.from_env()
 
     async def run() -> list[Checkpoint]:
@@ -230,7 +247,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="the sealer's 0x address, or after key rotations its addresses oldest first, "
         "comma-separated (default: from configuration)",
     )
-    verify.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
+    verify.add_argument(
+        "--page-size", type=int, default=None, help="events per page read (default 2000, min 500)"
+    )
     verify.set_defaults(func=cmd_verify)
 
     export = audit.add_parser("export", help="one account's events with leaf hashes and proofs")

@@ -8,20 +8,22 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bootstrap.platform import Platform, open_platform
-from domain.money import micros_to_usd
-from domain.reconciliation import AccountCheck, Report, reconcile
-from infra.read_store_memory import MemoryReadStore
-from infra.settings import Settings
-from infra.stripe_billing import facts_from_balance_transactions, facts_from_csv
-from projections import balance
-from projections.finance import live_postings, payment_facts, rejected_payments, shortfalls
-from projections.replay import replay_log
-from projections.store import ReadStore
+if TYPE_CHECKING:
+    from bootstrap.platform import Platform
+    from domain.reconciliation import Report
+    from projections.store import ReadStore
 
 
 async def build_report(platform: Platform, stripe_csv: Path | None) -> Report:
+    from domain.reconciliation import AccountCheck, reconcile
+    from infra.read_store_memory import MemoryReadStore
+    from infra.stripe_billing import facts_from_balance_transactions, facts_from_csv
+    from projections import balance
+    from projections.finance import live_postings, payment_facts, rejected_payments, shortfalls
+    from projections.replay import replay_log
+
     events = await asyncio.to_thread(platform.app.read_log, 0, 10_000_000)
     if stripe_csv is not None:
         stripe_facts = facts_from_csv(stripe_csv)
@@ -45,6 +47,8 @@ async def build_report(platform: Platform, stripe_csv: Path | None) -> Report:
 
 
 def _usd(micros: int | None) -> str:
+    from domain.money import micros_to_usd
+
     return "-" if micros is None else micros_to_usd(micros)
 
 
@@ -136,6 +140,9 @@ def as_json(report: Report) -> str:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_platform
+    from infra.settings import Settings
+
     async def run() -> Report:
         platform = await open_platform(Settings.from_env())
         try:

@@ -13,22 +13,18 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from api.observability import configure_logging
-from bootstrap.platform import Platform, open_application, open_platform
 from cli import audit, finance
 from cli import projections as projections_cli
-from commands.key_terms import budget_micros, key_expiry
-from commands.results import InvalidCommand, NotFound
-from domain import ids
-from domain.money import MoneyError, micros_to_usd, usd_to_micros
-from domain.wallet_messages import WalletAction, format_wallet_message
-from infra.read_store_memory import MemoryReadStore
-from infra.settings import ConfigurationError, Settings, read_environment
-from infra.wallet_signatures import normalize_address, sign_message
-from projections import balance, keys
-from projections.replay import replay_log
-from projections.store import ReadStore
+from domain.wallet_messages import WalletAction
+
+# Each command imports what it uses when it runs: `pryv --help` (and a parse error) loads no
+# web stack, no database driver, no eth-account, no PII engine (tests/unit/test_cli_imports.py).
+if TYPE_CHECKING:
+    from bootstrap.platform import Platform
+    from infra.settings import Settings
+    from projections.store import ReadStore
 
 
 def _print(doc: object) -> None:
@@ -41,6 +37,8 @@ def _print(doc: object) -> None:
 def _served_urls(settings: Settings, args: argparse.Namespace) -> Settings:
     """Without PRYV_PUBLIC_URL / PRYV_MCP_PUBLIC_URL, the URLs this server is reached at: the
     MCP resource, the OAuth issuer and Stripe's return pages must name a real origin."""
+    from infra.settings import read_environment
+
     configured = read_environment().model_fields_set
 
     def reachable(host: str) -> str:  # a wildcard bind is reached on loopback from here
@@ -59,6 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from infra.settings import Settings
 
     settings = _served_urls(Settings.from_env(), args)
     workers = settings.embedded if args.workers is None else args.workers
@@ -133,7 +132,9 @@ async def _serve_with_dashboard(
     from fastapi import FastAPI
 
     from api.app import create_app
+    from bootstrap.platform import open_platform
     from dashboard.app import create_dashboard
+    from infra.settings import read_environment
 
     def config(
         app: FastAPI, host: str, port: int, lifespan: Literal["on", "off"]
@@ -187,6 +188,8 @@ async def _serve_with_dashboard(
 
 
 async def _run_until_interrupted(role: str) -> None:
+    from bootstrap.platform import open_platform
+    from infra.settings import Settings
     from workers.projector import Projector
     from workers.relay import Relay
     from workers.sweeper import HoldSweeper
@@ -231,6 +234,9 @@ def cmd_project(_args: argparse.Namespace) -> int:
 
 async def _read_store(platform: Platform) -> ReadStore:
     """Redis when configured; otherwise the embedded log replayed into memory (the log is truth)."""
+    from infra.read_store_memory import MemoryReadStore
+    from projections.replay import replay_log
+
     if platform.settings.redis_url:
         return platform.read_store
     store = MemoryReadStore()
@@ -239,6 +245,11 @@ async def _read_store(platform: Platform) -> ReadStore:
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_application
+    from commands.key_terms import budget_micros, key_expiry
+    from infra.settings import Settings
+    from infra.wallet_signatures import normalize_address
+
     settings = Settings.from_env()
     app = open_application(settings)
     try:
@@ -267,6 +278,12 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_platform
+    from domain import ids
+    from infra.settings import Settings
+    from infra.wallet_signatures import normalize_address
+    from projections import keys
+
     async def run() -> list[dict[str, object]]:
         platform = await open_platform(Settings.from_env())
         try:
@@ -293,6 +310,10 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_application
+    from infra.settings import Settings
+    from infra.wallet_signatures import normalize_address
+
     settings = Settings.from_env()
     app = open_application(settings)
     try:
@@ -327,6 +348,11 @@ async def _mark_revoked(settings: Settings, key_id: str) -> None:
 
 
 def cmd_credits_grant(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_application
+    from domain.money import micros_to_usd, usd_to_micros
+    from infra.settings import Settings
+    from infra.wallet_signatures import normalize_address
+
     app = open_application(Settings.from_env())
     try:
         result = app.grant_credits(
@@ -351,6 +377,13 @@ def cmd_credits_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_credits_balance(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_platform
+    from domain import ids
+    from domain.money import micros_to_usd
+    from infra.settings import Settings
+    from infra.wallet_signatures import normalize_address
+    from projections import balance
+
     async def run() -> dict[str, object]:
         platform = await open_platform(Settings.from_env())
         try:
@@ -373,6 +406,8 @@ def cmd_credits_balance(args: argparse.Namespace) -> int:
 
 
 def cmd_wallet_new(_args: argparse.Namespace) -> int:
+    from infra.wallet_signatures import sign_message
+
     private_key = "0x" + secrets.token_hex(32)
     address, _sig = sign_message(private_key, "pryv")
     _print(
@@ -386,6 +421,9 @@ def cmd_wallet_new(_args: argparse.Namespace) -> int:
 
 
 def cmd_wallet_sign(args: argparse.Namespace) -> int:
+    from domain.wallet_messages import format_wallet_message
+    from infra.wallet_signatures import sign_message
+
     message = format_wallet_message(
         args.action, args.key_id, args.nonce or uuid.uuid4().hex, datetime.now(UTC)
     )
@@ -502,13 +540,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # --help and usage errors before any heavy import
+    from commands.results import InvalidCommand, NotFound
+    from domain.money import MoneyError
+    from infra.log_format import configure_logging
+    from infra.settings import ConfigurationError, read_environment
+
     try:
         environment = read_environment()
     except ConfigurationError as exc:
         print(f"pryv: {exc}", file=sys.stderr)
         return 2
     configure_logging(environment.log_format)  # JSON lines by default; text at a terminal
-    args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
     except (InvalidCommand, NotFound, MoneyError, ValueError) as exc:

@@ -6,12 +6,11 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import TYPE_CHECKING
 
-from bootstrap.platform import Platform, open_platform
-from infra.settings import Settings
-from projections.catalog import PROJECTIONS
-from projections.store import RebuildLeaseLost
-from workers.rebuild import RebuildInProgress, RebuildProgress, rebuild
+if TYPE_CHECKING:
+    from bootstrap.platform import Platform
+    from workers.rebuild import RebuildProgress
 
 
 def _progress(progress: RebuildProgress) -> None:
@@ -33,6 +32,8 @@ def _require_shared_store(platform: Platform) -> None:
 
 
 async def status_report(platform: Platform) -> dict[str, object]:
+    from projections.catalog import PROJECTIONS
+
     log_end = await asyncio.to_thread(platform.app.max_position)
     generations = await platform.read_store.generations()
     projections = {}
@@ -53,6 +54,9 @@ async def status_report(platform: Platform) -> dict[str, object]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_platform
+    from infra.settings import Settings
+
     async def run() -> dict[str, object]:
         platform = await open_platform(Settings.from_env())
         try:
@@ -80,6 +84,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    from bootstrap.platform import open_platform
+    from infra.settings import Settings
+    from projections.catalog import PROJECTIONS
+    from projections.store import RebuildLeaseLost
+    from workers.rebuild import RebuildInProgress, rebuild
+
     unknown = sorted(set(args.names) - set(PROJECTIONS))
     if unknown:
         sys.stderr.write(
@@ -114,6 +124,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from projections.catalog import PROJECTIONS
+
     projections = sub.add_parser("projections", help="read-model operations").add_subparsers(
         dest="projections_command", required=True
     )

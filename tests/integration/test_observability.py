@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api.observability import JsonLogFormatter
 from bootstrap.platform import open_platform
+from infra.log_format import JsonLogFormatter
 from infra.settings import Settings
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway, serving

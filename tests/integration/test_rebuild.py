@@ -74,7 +74,11 @@ async def test_rebuild_under_live_traffic_swaps_without_losing_a_posting(
         drop_after=1.2,
         on_progress=progress.append,
     )
-    await asyncio.sleep(0.3)  # traffic continues on the new generation
+    # Traffic continues on the new generation; wait for enough answers rather than a time
+    # (the first requests of a cold process take seconds on a loaded box).
+    deadline = asyncio.get_running_loop().time() + 60
+    while sum(statuses.values()) < 12 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
     stop.set()
     await asyncio.gather(*drivers)
 
