@@ -20,7 +20,7 @@ from gateway.chat import ChatService
 from gateway.mpp.service import MppService
 from gateway.preview import PreviewService
 from infra.log_format import configure_logging
-from infra.settings import Settings
+from infra.settings import Settings, read_environment
 from mcp_server import consent, metadata, revocation
 from mcp_server.door import create_mcp_door
 from privacy.account_defaults import AccountSettingsCache
@@ -93,8 +93,9 @@ def create_app(
         ("pryv_pii_documents", "PDFs and web pages read for redaction"),
     )
     install_error_handlers(app)
+    # The MCP door needs only URLs: reading them creates no data dir and no pepper.
     app.state.mcp = mcp_door = create_mcp_door(
-        platform.settings if platform is not None else settings or Settings.from_env()
+        platform.settings if platform is not None else settings or read_environment().to_settings()
     )
     app.include_router(consent.router)
     app.include_router(metadata.router)

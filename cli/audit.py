@@ -71,16 +71,18 @@ async def run_verify(
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from infra.settings import Settings
+    from infra.settings import Settings, StoreMissing
 
     try:
         report = asyncio.run(
             run_verify(
-                Settings.from_env(),
+                Settings.from_env(create=False),
                 signer=args.signer,
                 page_size=None if args.page_size is None else max(500, args.page_size),
             )
         )
+    except StoreMissing:
+        raise  # exit 3 (cli.main.run_command): nothing was verified
     except ValueError as exc:  # a malformed --signer or PRYV_SEALER_ADDRESS
         print(f"pryv audit verify: {exc}", file=sys.stderr)
         return 2
@@ -106,7 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from infra.checkpoints import open_checkpoint_store
     from infra.settings import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(create=False)
     account = account_uuid(args.account)
 
     async def run() -> ExportResult:
@@ -174,7 +176,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
 
     sealer = asyncio.run(
         run_sealer(
-            Settings.from_env(),
+            Settings.from_env(create=False),
             once=args.once,
             every_events=args.every_events,
             every_seconds=args.every_seconds,
@@ -197,7 +199,7 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     from infra.checkpoints import open_checkpoint_store, trusted_sealer_addresses
     from infra.settings import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(create=False)
 
     async def run() -> list[Checkpoint]:
         store = await open_checkpoint_store(settings)
@@ -276,12 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pryv")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["audit", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        code: int = args.func(args)
-    except ValueError as exc:
-        print(f"pryv: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
-    return code
+    from cli.main import run_command
+
+    return run_command(args, ())
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from infra.settings import Settings
 
     async def run() -> Report:
-        platform = await open_platform(Settings.from_env())
+        platform = await open_platform(Settings.from_env(create=False))
         try:
             return await build_report(platform, args.stripe_csv)
         finally:

@@ -194,7 +194,7 @@ async def _run_until_interrupted(role: str) -> None:
     from workers.relay import Relay
     from workers.sweeper import HoldSweeper
 
-    platform = await open_platform(Settings.from_env())
+    platform = await open_platform(Settings.from_env(create=False))
     stop = asyncio.Event()
     try:
         if role == "relay":
@@ -250,7 +250,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(create=False)
     app = open_application(settings)
     try:
         created = app.create_key(
@@ -285,7 +285,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     from projections import keys
 
     async def run() -> list[dict[str, object]]:
-        platform = await open_platform(Settings.from_env())
+        platform = await open_platform(Settings.from_env(create=False))
         try:
             store = await _read_store(platform)
             account = str(ids.account_id(normalize_address(args.wallet)))
@@ -314,7 +314,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(create=False)
     app = open_application(settings)
     try:
         result = app.revoke_key(
@@ -353,7 +353,7 @@ def cmd_credits_grant(args: argparse.Namespace) -> int:
     from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
-    app = open_application(Settings.from_env())
+    app = open_application(Settings.from_env(create=False))
     try:
         result = app.grant_credits(
             wallet=normalize_address(args.wallet),
@@ -385,7 +385,7 @@ def cmd_credits_balance(args: argparse.Namespace) -> int:
     from projections import balance
 
     async def run() -> dict[str, object]:
-        platform = await open_platform(Settings.from_env())
+        platform = await open_platform(Settings.from_env(create=False))
         try:
             store = await _read_store(platform)
             account = str(ids.account_id(normalize_address(args.wallet)))
@@ -552,9 +552,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pryv: {exc}", file=sys.stderr)
         return 2
     configure_logging(environment.log_format)  # JSON lines by default; text at a terminal
+    return run_command(args, (InvalidCommand, NotFound, MoneyError))
+
+
+def run_command(args: argparse.Namespace, usage_errors: tuple[type[Exception], ...]) -> int:
+    """Run the parsed command. One line on stderr, never a traceback, for what an operator
+    can fix: exit 2 for bad arguments or configuration, 3 when the command could not run (no
+    store where it looked, a backing service unreachable)."""
+    from infra.failures import backend_failures
+    from infra.settings import ConfigurationError, StoreMissing
+
+    usage: tuple[type[Exception], ...] = (*usage_errors, ValueError)
     try:
         code: int = args.func(args)
-    except (InvalidCommand, NotFound, MoneyError, ValueError) as exc:
+    except StoreMissing as exc:
+        print(f"pryv: {exc}", file=sys.stderr)
+        return 3
+    except backend_failures() as exc:
+        detail = " ".join(str(exc).split())  # drivers' messages span lines
+        print(
+            f"pryv: a backing service is unreachable: {type(exc).__name__}: {detail}",
+            file=sys.stderr,
+        )
+        return 3
+    except ConfigurationError as exc:
+        print(f"pryv: {exc}", file=sys.stderr)
+        return 2
+    except usage as exc:
         print(f"pryv: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     return code

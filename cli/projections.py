@@ -58,7 +58,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from infra.settings import Settings
 
     async def run() -> dict[str, object]:
-        platform = await open_platform(Settings.from_env())
+        platform = await open_platform(Settings.from_env(create=False))
         try:
             _require_shared_store(platform)
             return await status_report(platform)
@@ -99,7 +99,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> dict[str, int]:
-        platform = await open_platform(Settings.from_env())
+        platform = await open_platform(Settings.from_env(create=False))
         try:
             _require_shared_store(platform)
             return await rebuild(

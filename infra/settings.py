@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -44,9 +45,19 @@ class ConfigurationError(ValueError):
     """One or more PRYV_* variables have values Pryv cannot use; each is named."""
 
 
+class StoreMissing(ConfigurationError):
+    """An operator command found no embedded store where it looked (it never creates one)."""
+
+
+def default_data_dir() -> Path:
+    """PRYV_DATA_DIR, else the per-user data directory (platformdirs: ~/.local/share/pryv
+    on Linux): never the current folder, so a command run elsewhere finds the same store."""
+    return Path(platformdirs.user_data_dir("pryv", appauthor=False))
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path(".pryv")
+    data_dir: Path = field(default_factory=default_data_dir)
     database_url: str | None = None  # postgresql://… ; None = SQLite in data_dir
     database_schema: str | None = None  # PostgreSQL schema (isolates test runs)
     database_pool_size: int = 2  # event-store connections kept open per process
@@ -98,9 +109,11 @@ class Settings:
         return self.database_url is None and self.redis_url is None and self.nats_url is None
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """The process's settings; embedded mode creates its key pepper on first start."""
-        return read_environment().to_settings(create_pepper=True)
+    def from_env(cls, *, create: bool = True) -> Settings:
+        """The process's settings; embedded mode creates its data dir and key pepper on first
+        start (`pryv serve`). With `create=False` (operator commands) an embedded store that
+        does not exist yet is StoreMissing instead of a new, empty one."""
+        return read_environment().to_settings(create_pepper=create, require_store=not create)
 
 
 class EnvironmentSettings(BaseSettings):
@@ -110,7 +123,7 @@ class EnvironmentSettings(BaseSettings):
         env_prefix="PRYV_", env_ignore_empty=True, extra="ignore", frozen=True
     )
 
-    data_dir: Path = Path(".pryv")
+    data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
     database_schema: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     database_pool_size: int = Field(default=2, ge=1, le=100)
@@ -170,9 +183,16 @@ class EnvironmentSettings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if value else value
 
-    def to_settings(self, *, create_pepper: bool = False) -> Settings:
+    def to_settings(self, *, create_pepper: bool = False, require_store: bool = False) -> Settings:
         """In internal units; without PRYV_KEY_PEPPER, the data dir's pepper (created here
-        when `create_pepper`, else empty)."""
+        when `create_pepper`, else empty). `require_store`: an embedded store must exist."""
+        if require_store and not self.database_url:
+            if not (self.data_dir / "events.sqlite").exists():
+                raise StoreMissing(
+                    f"no Pryv store in {self.data_dir} (run `pryv serve` there first, or set "
+                    "PRYV_DATA_DIR to the store's folder)"
+                )
+            create_pepper = True  # the store exists: its pepper is read, never made anew
         if self.key_pepper:
             pepper = bytes.fromhex(self.key_pepper)
         elif create_pepper:

@@ -551,7 +551,8 @@ async def test_reconcile_flags_a_projected_balance_that_disagrees_with_postings(
 
 
 def test_reconcile_cli_exit_codes(tmp_path: Path) -> None:
-    """`pryv finance reconcile --stripe-csv …` exits 0 on a clean history, 1 on a mismatch."""
+    """`pryv finance reconcile --stripe-csv …` exits 0 on a clean history, 1 on a mismatch,
+    3 when there is no store to reconcile."""
     settings = Settings(data_dir=tmp_path / "pryv", key_pepper=b"p")
     env = {
         **relay_env(settings),
@@ -566,6 +567,14 @@ def test_reconcile_cli_exit_codes(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text(header)
     run = [sys.executable, "-m", "cli.main", "finance", "reconcile", "--json", "--stripe-csv"]
+    absent = subprocess.run([*run, str(empty)], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert absent.returncode == 3 and "no Pryv store" in absent.stderr  # could not run
+    assert not os.path.exists(settings.data_dir)  # and created nothing
+    from bootstrap.platform import open_application
+
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "key_pepper").write_text(b"p".hex())
+    open_application(settings).close()
     clean = subprocess.run([*run, str(empty)], env=env, cwd=ROOT, capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
     assert json.loads(clean.stdout)["clean"] is True
