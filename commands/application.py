@@ -57,6 +57,36 @@ class CreatedKey:
 _A = TypeVar("_A", bound=Aggregate)
 
 
+def _new_key(
+    issued: ParsedApiKey,
+    wallet: str,
+    name: str,
+    pepper: bytes,
+    *,
+    models: list[str] | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
+    monthly_budget_micros: int | None = None,
+    expires_at: str | None = None,
+) -> ApiKey:
+    """The ApiKey aggregate of a freshly issued key: only the HMAC of its token is kept."""
+    return ApiKey(
+        key_id=issued.key_id,
+        account_id=str(ids.account_id(wallet)),
+        wallet=wallet,
+        name=name,
+        env=issued.env,
+        secret_hash=hash_api_key(pepper, issued.token),
+        prefix=issued.prefix,
+        last4=issued.last4,
+        models=models or [],
+        rpm=rpm,
+        tpm=tpm,
+        monthly_budget_micros=monthly_budget_micros,
+        expires_at=expires_at,
+    )
+
+
 def _open_dispute(
     dispute_id: str,
     charge_id: str,
@@ -216,15 +246,11 @@ class PryvApplication(Application[UUID]):
             for attempt in on_collision(2, _KeyCollision):
                 with attempt:
                     issued = issue_api_key(env)
-                    key = ApiKey(
-                        key_id=issued.key_id,
-                        account_id=str(ids.account_id(wallet)),
-                        wallet=wallet,
-                        name=name,
-                        env=env,
-                        secret_hash=hash_api_key(pepper, issued.token),
-                        prefix=issued.prefix,
-                        last4=issued.last4,
+                    key = _new_key(
+                        issued,
+                        wallet,
+                        name,
+                        pepper,
                         models=model_list,
                         rpm=rpm,
                         tpm=tpm,
@@ -251,21 +277,7 @@ class PryvApplication(Application[UUID]):
         if self._exists(ids.api_key_id(key_id)):
             return CommandResult(ids.api_key_id(key_id), None, duplicate=True)
         issued = issue_api_key(env, key_id)  # type: ignore[arg-type]  # env checked by KEY_ENVS
-        key = ApiKey(
-            key_id=key_id,
-            account_id=str(ids.account_id(wallet)),
-            wallet=wallet,
-            name=name,
-            env=env,
-            secret_hash=hash_api_key(pepper, issued.token),
-            prefix=issued.prefix,
-            last4=issued.last4,
-            models=[],
-            rpm=None,
-            tpm=None,
-            monthly_budget_micros=None,
-            expires_at=None,
-        )
+        key = _new_key(issued, wallet, name, pepper)
         self._ensure_account(wallet)
         return self._save_new(key)
 

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -178,15 +179,11 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def serving(platform: Platform) -> AsyncIterator[str]:
-    """Serve `platform` over real HTTP on 127.0.0.1 (free port); yields the base URL."""
+async def serving_app(app: Any, *, lifespan: str = "auto") -> AsyncIterator[str]:
+    """Serve an ASGI app over real HTTP on 127.0.0.1 (free port), in this event loop; yields
+    the base URL."""
     config = uvicorn.Config(
-        create_app(platform),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan, access_log=False
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -200,6 +197,13 @@ async def serving(platform: Platform) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def serving(platform: Platform) -> AsyncIterator[str]:
+    """Serve `platform` over real HTTP on 127.0.0.1 (free port); yields the base URL."""
+    async with serving_app(create_app(platform), lifespan="off") as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

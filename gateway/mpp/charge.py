@@ -56,8 +56,17 @@ def _topic_address(topic: str) -> str:
     return "0x" + topic[-40:]
 
 
-def _asked(request: dict[str, Any], terms: TempoTerms) -> tuple[int, str, str]:
-    """(amount, memo, chain id check) of a request we issued, against today's terms."""
+@dataclass(frozen=True)
+class Asked:
+    """What a challenge we issued asks: the amount, to whom, with which memo."""
+
+    amount: int
+    memo: str
+    recipient: str
+
+
+def _asked(request: dict[str, Any], terms: TempoTerms) -> Asked:
+    """What a request we issued asks, checked against today's terms."""
     details = request.get("methodDetails") or {}
     try:
         amount = tempo.base_units(request.get("amount"))
@@ -72,7 +81,7 @@ def _asked(request: dict[str, Any], terms: TempoTerms) -> tuple[int, str, str]:
         terms.chain_id,
     ):
         raise PaymentProblem("invalid-challenge", "the challenge names other payment terms")
-    return amount, memo, recipient
+    return Asked(amount, memo, recipient)
 
 
 @dataclass(frozen=True)
@@ -94,12 +103,12 @@ async def verify_charge(
     rather than lost."""
     if presented.expired:
         raise PaymentProblem("invalid-challenge", "the challenge expired; pay a fresh one")
-    amount, memo, recipient = _asked(presented.request, terms)
+    asked = _asked(presented.request, terms)
     kind = presented.payload.get("type")
     if kind == "transaction":
-        return await _pull(chain, presented, terms, ledger, amount, memo, recipient)
+        return await _pull(chain, presented, terms, ledger, asked)
     if kind == "hash":
-        return await _push(chain, presented, terms, ledger, amount, memo, recipient)
+        return await _push(chain, presented, terms, ledger, asked)
     raise PaymentProblem("malformed-credential", 'payload.type must be "transaction" or "hash"')
 
 
@@ -131,14 +140,9 @@ def _paid_amount(paid: int, amount: int) -> None:
 
 
 async def _pull(
-    chain: Chain,
-    presented: PresentedCredential,
-    terms: TempoTerms,
-    ledger: Ledger,
-    amount: int,
-    memo: str,
-    recipient: str,
+    chain: Chain, presented: PresentedCredential, terms: TempoTerms, ledger: Ledger, asked: Asked
 ) -> PaidCharge:
+    amount, memo, recipient = asked.amount, asked.memo, asked.recipient
     signature = presented.payload.get("signature")
     if not isinstance(signature, str) or not signature.startswith("0x"):
         raise PaymentProblem("malformed-credential", "payload.signature must be 0x-hex")
@@ -177,14 +181,9 @@ async def _pull(
 
 
 async def _push(
-    chain: Chain,
-    presented: PresentedCredential,
-    terms: TempoTerms,
-    ledger: Ledger,
-    amount: int,
-    memo: str,
-    recipient: str,
+    chain: Chain, presented: PresentedCredential, terms: TempoTerms, ledger: Ledger, asked: Asked
 ) -> PaidCharge:
+    amount, memo, recipient = asked.amount, asked.memo, asked.recipient
     try:
         tx_hash = tempo.bytes32(presented.payload.get("hash"), "payload.hash")
     except TempoFormatError as exc:

@@ -151,8 +151,8 @@ async def test_a_channel_opens_tops_up_and_closes_on_a_voucher(chains) -> None:
         await payer.send(chain, ESCROW, tempo.top_up_call(channel, 1))
 
 
-async def test_a_forced_close_waits_out_the_grace_period(chains) -> None:
-    chain, memory = chains
+async def closing_channel(chain: Chain, memory: InMemoryChain) -> tuple[Wallet, Wallet, str]:
+    """A channel of 600 whose payer has just asked the escrow to close it."""
     payer, payee = Wallet(), Wallet()
     memory.mint(TOKEN, payer.address, 1_000)
     channel = tempo.channel_id(
@@ -168,6 +168,12 @@ async def test_a_forced_close_waits_out_the_grace_period(chains) -> None:
         chain, ESCROW, tempo.open_call(payee.address, TOKEN, 600, SALT, tempo.ZERO_ADDRESS)
     )
     await payer.send(chain, ESCROW, tempo.request_close_call(channel))
+    return payer, payee, channel
+
+
+async def test_a_forced_close_waits_out_the_grace_period(chains) -> None:
+    chain, memory = chains
+    payer, payee, channel = await closing_channel(chain, memory)
     state = await chain.channel(ESCROW, channel)
     assert state is not None and state.close_requested_at > 0
     with pytest.raises(ChainRejected):  # inside the grace period
@@ -182,21 +188,7 @@ async def test_a_forced_close_waits_out_the_grace_period(chains) -> None:
 
 async def test_after_the_grace_period_the_payer_takes_everything_back(chains) -> None:
     chain, memory = chains
-    payer, payee = Wallet(), Wallet()
-    memory.mint(TOKEN, payer.address, 1_000)
-    channel = tempo.channel_id(
-        payer=payer.address,
-        payee=payee.address,
-        token=TOKEN,
-        salt=SALT,
-        authorized_signer=tempo.ZERO_ADDRESS,
-        escrow=ESCROW,
-        chain_id=CHAIN_ID,
-    )
-    await payer.send(
-        chain, ESCROW, tempo.open_call(payee.address, TOKEN, 600, SALT, tempo.ZERO_ADDRESS)
-    )
-    await payer.send(chain, ESCROW, tempo.request_close_call(channel))
+    payer, _payee, channel = await closing_channel(chain, memory)
     memory.clock = lambda: 10**12
     await payer.send(chain, ESCROW, tempo.withdraw_call(channel))
     assert memory.balance(TOKEN, payer.address) == 1_000

@@ -653,56 +653,10 @@ class FakeStripe:
             if session["status"] != "open":
                 raise ValueError(f"session {session_id} is {session['status']}, not open")
             extra = self._session_extra[session_id]
-            now = self.clock()
             amount, currency = session["amount_total"], session["currency"]
-            pi_id, charge_id = new_id("pi_"), new_id("ch_")
-            txn = self._add_txn(
-                amount=amount,
-                type_="charge",
-                reporting_category="charge",
-                source=charge_id,
-                description=extra["description"],
-                currency=currency,
-            )
-            self._remember(
-                self._payment_intents,
-                {
-                    "id": pi_id,
-                    "object": "payment_intent",
-                    "amount": amount,
-                    "amount_received": amount,
-                    "created": now,
-                    "currency": currency,
-                    "customer": None,
-                    "description": extra["description"],
-                    "latest_charge": charge_id,
-                    "livemode": False,
-                    "metadata": dict(extra["pi_metadata"]),
-                    "status": "succeeded",
-                },
-            )
-            self._remember(
-                self._charges,
-                {
-                    "id": charge_id,
-                    "object": "charge",
-                    "amount": amount,
-                    "amount_captured": amount,
-                    "amount_refunded": 0,
-                    "balance_transaction": txn["id"],
-                    "captured": True,
-                    "created": now,
-                    "currency": currency,
-                    "description": extra["description"],
-                    "disputed": False,
-                    "livemode": False,
-                    "metadata": dict(extra["pi_metadata"]),
-                    "paid": True,
-                    "payment_intent": pi_id,
-                    "refunded": False,
-                    "status": "succeeded",
-                },
-            )
+            pi_id = self._record_payment(
+                amount, currency, extra["description"], dict(extra["pi_metadata"])
+            )["id"]
             session.update(status="complete", payment_intent=pi_id, url=None)
             if not async_payment:
                 session["payment_status"] = "paid"
@@ -772,55 +726,62 @@ class FakeStripe:
                     code="card_declined",
                 )
             token["used"] = True
-            now = self.clock()
-            pi_id, charge_id = new_id("pi_"), new_id("ch_")
-            txn = self._add_txn(
-                amount=amount,
-                type_="charge",
-                reporting_category="charge",
-                source=charge_id,
-                description=p.get("description"),
-                currency=currency,
-            )
-            self._remember(
-                self._charges,
-                {
-                    "id": charge_id,
-                    "object": "charge",
-                    "amount": amount,
-                    "amount_captured": amount,
-                    "amount_refunded": 0,
-                    "balance_transaction": txn["id"],
-                    "captured": True,
-                    "created": now,
-                    "currency": currency,
-                    "description": p.get("description"),
-                    "disputed": False,
-                    "livemode": False,
-                    "metadata": dict(metadata),
-                    "paid": True,
-                    "payment_intent": pi_id,
-                    "refunded": False,
-                    "status": "succeeded",
-                },
-            )
-            return self._remember(
-                self._payment_intents,
-                {
-                    "id": pi_id,
-                    "object": "payment_intent",
-                    "amount": amount,
-                    "amount_received": amount,
-                    "created": now,
-                    "currency": currency,
-                    "customer": None,
-                    "description": p.get("description"),
-                    "latest_charge": charge_id,
-                    "livemode": False,
-                    "metadata": dict(metadata),
-                    "status": "succeeded",
-                },
-            )
+            return self._record_payment(amount, currency, p.get("description"), metadata)
+
+    def _record_payment(
+        self, amount: int, currency: str, description: str | None, metadata: dict[str, str]
+    ) -> dict[str, Any]:
+        """A succeeded PaymentIntent with its Charge and the charge's balance transaction (the
+        caller holds the lock); returns the PaymentIntent."""
+        now = self.clock()
+        pi_id, charge_id = new_id("pi_"), new_id("ch_")
+        txn = self._add_txn(
+            amount=amount,
+            type_="charge",
+            reporting_category="charge",
+            source=charge_id,
+            description=description,
+            currency=currency,
+        )
+        self._remember(
+            self._charges,
+            {
+                "id": charge_id,
+                "object": "charge",
+                "amount": amount,
+                "amount_captured": amount,
+                "amount_refunded": 0,
+                "balance_transaction": txn["id"],
+                "captured": True,
+                "created": now,
+                "currency": currency,
+                "description": description,
+                "disputed": False,
+                "livemode": False,
+                "metadata": dict(metadata),
+                "paid": True,
+                "payment_intent": pi_id,
+                "refunded": False,
+                "status": "succeeded",
+            },
+        )
+        return self._remember(
+            self._payment_intents,
+            {
+                "id": pi_id,
+                "object": "payment_intent",
+                "amount": amount,
+                "amount_received": amount,
+                "created": now,
+                "currency": currency,
+                "customer": None,
+                "description": description,
+                "latest_charge": charge_id,
+                "livemode": False,
+                "metadata": dict(metadata),
+                "status": "succeeded",
+            },
+        )
 
     def expire_session(self, session_id: str) -> dict[str, Any]:
         """An open session expires unpaid: `checkout.session.expired`."""

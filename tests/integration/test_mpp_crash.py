@@ -5,16 +5,13 @@ channel closes on chain for exactly what was spent."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from bootstrap.platform import open_platform
 from domain import topics
@@ -24,29 +21,12 @@ from infra.chain_memory import InMemoryChain
 from infra.settings import MEMORY_ESCROW, PATH_USD, Settings
 from tests.fakes.tempo_node import tempo_node
 from tests.fakes.upstream import FakeUpstream
-from tests.gateway_harness import write_catalog
+from tests.gateway_harness import serving_app, write_catalog
 from tests.integration.test_gateway_crash import gateway_process
 from tests.integration.test_mpp import read_events
 from tests.mpp_payer import TempoPayer, challenges
 
 WORDS = " ".join(f"w{i}" for i in range(300))  # echo-slow: 30 ms a word
-
-
-@contextlib.asynccontextmanager
-async def serving_node(chain: InMemoryChain) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(tempo_node(chain), host="127.0.0.1", port=0, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}/"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def test_killed_mid_session_the_log_is_the_money_truth(
@@ -60,7 +40,8 @@ async def test_killed_mid_session_the_log_is_the_money_truth(
     chain.mint(PATH_USD, payer.address, 10_000_000)
     body = {"model": "echo-slow", "stream": True, "messages": [{"role": "user", "content": WORDS}]}
     try:
-        async with serving_node(chain) as node:
+        async with serving_app(tempo_node(chain)) as node:
+            node += "/"
             env = {
                 "PRYV_TEMPO_RPC_URL": node,
                 "PRYV_MPP_ESCROW": MEMORY_ESCROW,
