@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import billing, gateway, management, mpp, observability, pii_preview
+from api import audit_feed, billing, gateway, management, mpp, observability, pii_preview
 from api.body_limits import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
@@ -105,6 +105,7 @@ def create_app(
     app.include_router(management.router)
     app.include_router(billing.router)
     app.include_router(mpp.router)
+    app.include_router(audit_feed.router)
     app.include_router(observability.router)
     # Outermost last: every request is logged and counted, then its body is bounded.
     app.add_middleware(BodyLimitMiddleware)

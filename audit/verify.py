@@ -96,6 +96,7 @@ class VerifyReport:
     seconds: float = 0.0
     signers: tuple[str, ...] = ()  # trusted sealer addresses, oldest key first
     published_checked: int | None = None
+    trusted_heads_checked: int = 0
     problem: Problem | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -120,6 +121,7 @@ class VerifyReport:
             "signer": self.signers[-1] if self.signers else None,  # the current key
             "signers": list(self.signers),
             "publishedCheckpointsChecked": self.published_checked,
+            "trustedHeadsChecked": self.trusted_heads_checked,
             "problem": self.problem.to_dict() if self.problem else None,
             "warnings": self.warnings,
         }
@@ -132,6 +134,8 @@ class VerifyReport:
                 f"(sealed through event {self.sealed_events:,}; "
                 f"{self.events - self.sealed_events:,} not sealed yet); {rate}"
             ]
+            if self.trusted_heads_checked:
+                lines.append(f"the log extends the {self.trusted_heads_checked} head(s) you hold")
         else:
             lines = [
                 f"FAILED: {self.problem.render()}",
@@ -376,8 +380,10 @@ async def verify_log(
     decode: Decode | None = None,
     page_size: int = DEFAULT_PAGE_SIZE,
     published: Sequence[Checkpoint] | None = None,
+    trusted_heads: Sequence[Checkpoint] = (),
 ) -> VerifyReport:
-    """Stream the whole log once; stop at the first problem."""
+    """Stream the whole log once; stop at the first problem. `trusted_heads`: signed tree
+    heads an auditor saved earlier (from the public feed): the log must still extend each."""
     report = VerifyReport(signers=trusted_signers)
     if not trusted_signers:
         report.warnings.append(
@@ -429,7 +435,44 @@ async def verify_log(
     if problem is None and published is not None:
         problem = _compare_published(published, stored)
         report.published_checked = len(published)
+    if problem is None and trusted_heads:
+        problem = _extends_trusted_heads(trusted_heads, stored, trusted_signers)
+        report.trusted_heads_checked = len(trusted_heads)
     return done(problem)
+
+
+def _extends_trusted_heads(
+    heads: Sequence[Checkpoint], stored: dict[int, Checkpoint], trusted_signers: tuple[str, ...]
+) -> Problem | None:
+    """Each head an auditor holds must be validly signed and be the root the (just verified)
+    log has at that size: else the log was truncated, rewritten or re-sealed since."""
+    for head in heads:
+        why = signature_problem(head, trusted_signers)
+        if why is not None:
+            return Problem(
+                "trusted-head",
+                f"the head you hold is not validly signed: {why}",
+                checkpoint_size=head.tree_size,
+            )
+        mine = stored.get(head.tree_size)
+        if mine is None:
+            return Problem(
+                "trusted-head",
+                f"the log has no checkpoint at the size of the head you hold ({head.tree_size}):"
+                " it was truncated or re-sealed since",
+                checkpoint_size=head.tree_size,
+            )
+        if (mine.root_hex, mine.last_notification_id) != (
+            head.root_hex,
+            head.last_notification_id,
+        ):
+            return Problem(
+                "trusted-head",
+                f"the log's root at size {head.tree_size} is {mine.root_hex}, not the "
+                f"{head.root_hex} you hold: it was rewritten",
+                checkpoint_size=head.tree_size,
+            )
+    return None
 
 
 def _compare_published(

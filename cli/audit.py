@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 
 
 async def run_verify(
-    settings: Settings, *, signer: str | None = None, page_size: int | None = None
+    settings: Settings,
+    *,
+    signer: str | None = None,
+    page_size: int | None = None,
+    trusted_heads: Sequence[Checkpoint] = (),
 ) -> VerifyReport:
     from audit.sealer import raw_reader
     from audit.verify import DEFAULT_PAGE_SIZE, event_decoder, published_checkpoints, verify_log
@@ -64,21 +68,36 @@ async def run_verify(
             decode=event_decoder(app),
             page_size=DEFAULT_PAGE_SIZE if page_size is None else page_size,
             published=await published_checkpoints(settings),
+            trusted_heads=trusted_heads,
         )
     finally:
         await store.close()
         app.close()
 
 
+def read_heads(path: Path) -> list[Checkpoint]:
+    """The signed heads in a file an auditor saved: one checkpoint, a list, or a feed page."""
+    from domain.merkle import Checkpoint
+
+    try:
+        doc = json.loads(path.read_text())
+        items = doc["data"] if isinstance(doc, dict) and "data" in doc else doc
+        return [Checkpoint.from_dict(i) for i in (items if isinstance(items, list) else [items])]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a saved checkpoint ({type(exc).__name__}: {exc})") from None
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from infra.settings import Settings, StoreMissing
 
     try:
+        heads = [head for path in args.trusted_head or () for head in read_heads(path)]
         report = asyncio.run(
             run_verify(
                 Settings.from_env(create=False),
                 signer=args.signer,
                 page_size=None if args.page_size is None else max(500, args.page_size),
+                trusted_heads=heads,
             )
         )
     except StoreMissing:
@@ -251,6 +270,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     verify.add_argument(
         "--page-size", type=int, default=None, help="events per page read (default 2000, min 500)"
+    )
+    verify.add_argument(
+        "--trusted-head",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="a signed head saved earlier (a checkpoint, a list of them, or a page of "
+        "GET /v1/audit/checkpoints): the log must still extend it; repeatable",
     )
     verify.set_defaults(func=cmd_verify)
 

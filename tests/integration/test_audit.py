@@ -726,3 +726,104 @@ async def test_sealer_key_rotation(platform: Platform, store: CheckpointStore) -
     late = await verify_with(history)
     assert late.problem is not None and late.problem.checkpoint_size == victim.tree_size
     assert "retired sealer key" in late.problem.message
+
+
+def delete_checkpoints_after(settings: Settings, size: int) -> None:
+    """An insider drops the newest checkpoints (disabling the append-only guard first)."""
+    if settings.database_url:
+        table = sql.Identifier(settings.database_schema or "public", POSTGRES_TABLE)
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(table))
+            conn.execute(sql.SQL("DELETE FROM {} WHERE tree_size > %s").format(table), (size,))
+        return
+    name = SqliteCheckpointStore.TABLE
+    with sqlite3.connect(settings.data_dir / "checkpoints.sqlite") as conn:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}_no_delete")
+        conn.execute(f"DELETE FROM {name} WHERE tree_size > ?", (size,))
+
+
+async def test_an_outsider_holds_the_log_to_a_head_it_saved(
+    platform: Platform, store: CheckpointStore, tmp_path: Path
+) -> None:
+    from audit.feed import public_consistency, public_heads
+    from domain.merkle import Checkpoint, verify_consistency
+
+    write_history(platform, "a")
+    await seal(platform, store)
+    page = await public_heads(platform.settings, 0, 1000)
+    assert page["signers"] and page["data"]
+    saved = page["data"][-1]  # what the auditor keeps
+    head_file = tmp_path / "head.json"
+    head_file.write_text(json.dumps(saved))
+    write_history(platform, "b")
+    await seal(platform, store)
+    later = (await public_heads(platform.settings, saved["treeSize"], 1000))["data"][-1]
+    proof = await public_consistency(platform.settings, saved["treeSize"], later["treeSize"])
+    assert verify_consistency(
+        saved["treeSize"],
+        later["treeSize"],
+        bytes.fromhex(saved["rootHex"]),
+        bytes.fromhex(later["rootHex"]),
+        [bytes.fromhex(p) for p in proof["proof"]],
+    )
+    assert not verify_consistency(  # a proof for another history does not pass
+        saved["treeSize"],
+        later["treeSize"],
+        bytes(32),
+        bytes.fromhex(later["rootHex"]),
+        [bytes.fromhex(p) for p in proof["proof"]],
+    )
+    held = Checkpoint.from_dict(saved)
+    report = await verify_log(
+        raw_reader(platform.app.recorder),
+        store,
+        trusted_signers=trusted_sealer_addresses(platform.settings),
+        trusted_heads=[held],
+    )
+    assert report.ok and report.trusted_heads_checked == 1
+    cli = run_cli(platform.settings, "verify", "--json", "--trusted-head", str(head_file))
+    assert cli.returncode == 0 and json.loads(cli.stdout)["trustedHeadsChecked"] == 1
+    # A head nobody signed is refused.
+    forged = dataclasses.replace(held, root_hex="00" * 32)
+    report = await verify_log(
+        raw_reader(platform.app.recorder),
+        store,
+        trusted_signers=trusted_sealer_addresses(platform.settings),
+        trusted_heads=[forged],
+    )
+    assert report.problem is not None and report.problem.kind == "trusted-head"
+    # The insider drops the newest events and their checkpoints: verify alone would pass on
+    # what is left; the head the auditor holds does not.
+    latest = Checkpoint.from_dict(later)
+    for nid in range(held.last_notification_id + 1, latest.last_notification_id + 1):
+        delete_event(platform.settings, nid)
+    delete_checkpoints_after(platform.settings, held.tree_size)
+    head_file.write_text(json.dumps(later))
+    cli = run_cli(platform.settings, "verify", "--json", "--trusted-head", str(head_file))
+    assert cli.returncode == 1, cli.stderr
+    problem = json.loads(cli.stdout)["problem"]
+    if not platform.settings.nats_url:  # (with NATS the published stream catches it first)
+        assert problem["kind"] == "trusted-head" and "truncated" in problem["message"]
+
+
+async def test_the_checkpoint_feed_is_public_over_http(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    import httpx
+
+    from tests.gateway_harness import serving
+
+    write_history(platform, "feed")
+    await seal(platform, store)
+    async with serving(platform) as url, httpx.AsyncClient(base_url=url) as http:
+        page = await http.get("/v1/audit/checkpoints")  # no credentials at all
+        assert page.status_code == 200 and "public" in page.headers["cache-control"]
+        heads = page.json()["data"]
+        assert heads and {"treeSize", "rootHex", "signature", "payload"} <= set(heads[0])
+        first, last = heads[0]["treeSize"], heads[-1]["treeSize"]
+        proof = await http.get(f"/v1/audit/consistency?first={first}&second={last}")
+        assert proof.status_code == 200 and proof.json()["second"]["treeSize"] == last
+        missing = await http.get(f"/v1/audit/consistency?first={first}&second={last + 1}")
+        assert missing.status_code in (400, 404)
+        backwards = await http.get(f"/v1/audit/consistency?first={last}&second={first}")
+        assert backwards.status_code == 400 if first < last else backwards.status_code == 200
