@@ -381,9 +381,12 @@ async def verify_log(
     page_size: int = DEFAULT_PAGE_SIZE,
     published: Sequence[Checkpoint] | None = None,
     trusted_heads: Sequence[Checkpoint] = (),
+    require_checkpoints: bool = False,
 ) -> VerifyReport:
     """Stream the whole log once; stop at the first problem. `trusted_heads`: signed tree
-    heads an auditor saved earlier (from the public feed): the log must still extend each."""
+    heads an auditor saved earlier (from the public feed): the log must still extend each.
+    `require_checkpoints`: events with no checkpoint at all are a failure, not a warning
+    (`pryv audit verify` unless --allow-unsealed: deleted checkpoints look exactly so)."""
     report = VerifyReport(signers=trusted_signers)
     if not trusted_signers:
         report.warnings.append(
@@ -432,8 +435,21 @@ async def verify_log(
                 next_page.cancel()
                 return done(problem)
     problem = verifier.finish()
+    if problem is None and require_checkpoints and verifier.checked and not stored:
+        problem = Problem(
+            "checkpoint",
+            f"{verifier.checked} events and no checkpoint: the sealer never ran, or the "
+            "checkpoints were deleted (--allow-unsealed for a log not sealed yet)",
+        )
     if problem is None and published is not None:
-        problem = _compare_published(published, stored)
+        if stored and not published:
+            problem = Problem(
+                "checkpoint",
+                f"{len(stored)} checkpoints are stored and none is on the checkpoint stream: "
+                "the stream was deleted",
+            )
+        else:
+            problem = _compare_published(published, stored)
         report.published_checked = len(published)
     if problem is None and trusted_heads:
         problem = _extends_trusted_heads(trusted_heads, stored, trusted_signers)

@@ -47,6 +47,7 @@ async def run_verify(
     signer: str | None = None,
     page_size: int | None = None,
     trusted_heads: Sequence[Checkpoint] = (),
+    require_checkpoints: bool = True,
 ) -> VerifyReport:
     from audit.sealer import raw_reader
     from audit.verify import DEFAULT_PAGE_SIZE, event_decoder, published_checkpoints, verify_log
@@ -69,6 +70,7 @@ async def run_verify(
             page_size=DEFAULT_PAGE_SIZE if page_size is None else page_size,
             published=await published_checkpoints(settings),
             trusted_heads=trusted_heads,
+            require_checkpoints=require_checkpoints,
         )
     finally:
         await store.close()
@@ -98,6 +100,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 signer=args.signer,
                 page_size=None if args.page_size is None else max(500, args.page_size),
                 trusted_heads=heads,
+                require_checkpoints=not args.allow_unsealed,
             )
         )
     except StoreMissing:
@@ -270,6 +273,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     verify.add_argument(
         "--page-size", type=int, default=None, help="events per page read (default 2000, min 500)"
+    )
+    verify.add_argument(
+        "--allow-unsealed",
+        action="store_true",
+        help="a log with no checkpoint yet is not a failure (a deployment that never sealed)",
     )
     verify.add_argument(
         "--trusted-head",

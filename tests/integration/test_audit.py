@@ -827,3 +827,29 @@ async def test_the_checkpoint_feed_is_public_over_http(
         assert missing.status_code in (400, 404)
         backwards = await http.get(f"/v1/audit/consistency?first={last}&second={first}")
         assert backwards.status_code == 400 if first < last else backwards.status_code == 200
+
+
+async def test_deleted_checkpoints_or_a_deleted_stream_fail_verify(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    write_history(platform, "gone")
+    await seal(platform, store)
+    if platform.settings.nats_url:  # the insider deletes the undeletable stream as a whole
+        import nats
+
+        nc = await nats.connect(platform.settings.nats_url)
+        try:
+            await nc.jetstream().delete_stream(
+                checkpoint_stream_name(platform.settings.nats_stream)
+            )
+        finally:
+            await nc.close()
+        cli = run_cli(platform.settings, "verify", "--json")
+        assert cli.returncode == 1
+        assert "the stream was deleted" in json.loads(cli.stdout)["problem"]["message"]
+    delete_checkpoints_after(platform.settings, 0)  # every checkpoint
+    cli = run_cli(platform.settings, "verify", "--json")
+    assert cli.returncode == 1, cli.stdout
+    assert "no checkpoint" in json.loads(cli.stdout)["problem"]["message"]
+    if not platform.settings.nats_url:
+        assert run_cli(platform.settings, "verify", "--allow-unsealed").returncode == 0
