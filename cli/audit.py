@@ -258,6 +258,65 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_balance(args: argparse.Namespace) -> int:
+    """`pryv audit balance --wallet X --at T`: the balance the log implies at that moment."""
+    from audit.export import account_uuid, parse_moment
+    from audit.queries import balance_at
+    from bootstrap.platform import open_application
+    from domain.money import micros_to_usd
+    from infra.settings import Settings
+
+    at = parse_moment(args.at)
+    assert at is not None
+    account = str(account_uuid(args.wallet))
+    app = open_application(Settings.from_env(create=False))
+    try:
+        result = asyncio.run(balance_at(app, account, args.env, at))
+    finally:
+        app.close()
+    print(
+        json.dumps(
+            {
+                "account": account,
+                "env": args.env,
+                "at": at.isoformat(),
+                "creditedUsd": micros_to_usd(result.credited_micros),
+                "debitedUsd": micros_to_usd(result.debited_micros),
+                "heldUsd": micros_to_usd(result.held_micros),
+                "balanceUsd": micros_to_usd(result.balance_micros),
+                "balanceMicros": result.balance_micros,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """`pryv audit events --key K`: every event of a key and its requests, as JSON lines."""
+    from audit.queries import key_events
+    from bootstrap.platform import open_application
+    from domain.api_keys import is_valid_key_id
+    from infra.settings import Settings
+
+    if not is_valid_key_id(args.key):
+        raise ValueError(f"{args.key!r} is not a key id (the 16 characters after pryv_<env>_)")
+    app = open_application(Settings.from_env(create=False))
+
+    async def stream() -> int:
+        count = 0
+        async for event in key_events(app, args.key):
+            sys.stdout.write(event.to_json().decode() + "\n")
+            count += 1
+        return count
+
+    try:
+        asyncio.run(stream())
+    finally:
+        app.close()
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     audit = sub.add_parser("audit", help="tamper-evident log: verify, export, seal").add_subparsers(
         dest="audit_command", required=True
@@ -296,6 +355,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.add_argument("--output", type=Path, help="file to write (default: stdout)")
     export.set_defaults(func=cmd_export)
+
+    at = audit.add_parser("balance", help="an account's balance at a moment, from the log")
+    at.add_argument("--wallet", required=True, help="wallet address or account uuid")
+    at.add_argument("--at", required=True, help="ISO-8601 moment")
+    at.add_argument("--env", choices=["live", "test"], default="live")
+    at.set_defaults(func=cmd_balance)
+    events = audit.add_parser("events", help="every event of one key and its requests (JSONL)")
+    events.add_argument("--key", required=True, help="the key id")
+    events.set_defaults(func=cmd_events)
 
     seal = audit.add_parser("seal", help="run the sealer (signed checkpoints of the log)")
     seal.add_argument("--once", action="store_true", help="seal everything now and exit")

@@ -853,3 +853,57 @@ async def test_deleted_checkpoints_or_a_deleted_stream_fail_verify(
     assert "no checkpoint" in json.loads(cli.stdout)["problem"]["message"]
     if not platform.settings.nats_url:
         assert run_cli(platform.settings, "verify", "--allow-unsealed").returncode == 0
+
+
+async def test_balance_at_a_moment_equals_a_fold_of_the_export(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    write_history(platform, "t1")
+    middle = platform.app.read_log(0, 100_000)[-1].timestamp  # everything so far, and no more
+    await asyncio.sleep(0.01)
+    write_history(platform, "t2")  # after the moment: must not count
+    wallet = WALLETS[0]
+    cli = run_cli(platform.settings, "balance", "--wallet", wallet, "--at", middle)
+    assert cli.returncode == 0, cli.stderr
+    at = json.loads(cli.stdout)
+    exported = run_cli(
+        platform.settings,
+        "export",
+        "--account",
+        wallet,
+        "--to",
+        (datetime.fromisoformat(middle) + timedelta(microseconds=1)).isoformat(),
+    )
+    assert exported.returncode == 0, exported.stderr
+    fold = 0
+    for line in exported.stdout.splitlines():
+        event = json.loads(line)
+        data = event["data"]
+        if event["topic"] == topics.PURCHASE_COMPLETED:
+            fold += data["credits_micros"]
+        elif event["topic"] == topics.HOLD_SETTLED and data["env"] == "live":
+            fold -= data["actual_micros"]
+    assert at["balanceMicros"] == fold > 0
+    now = json.loads(
+        run_cli(
+            platform.settings, "balance", "--wallet", wallet, "--at", datetime.now(UTC).isoformat()
+        ).stdout
+    )
+    assert now["balanceMicros"] > at["balanceMicros"]  # the second history added credit
+
+
+async def test_every_event_of_one_key(platform: Platform, store: CheckpointStore) -> None:
+    write_history(platform, "k")
+    created = [e for e in platform.app.read_log(0, 100_000) if e.topic == topics.KEY_CREATED]
+    key_id = created[0].data["key_id"]
+    cli = run_cli(platform.settings, "events", "--key", key_id)
+    assert cli.returncode == 0, cli.stderr
+    events = [json.loads(line) for line in cli.stdout.splitlines()]
+    kinds = [e["topic"] for e in events]
+    assert kinds[0] == topics.KEY_CREATED and topics.KEY_LIMITS_CHANGED in kinds
+    assert kinds.count(topics.HOLD_PLACED) == 3 and kinds.count(topics.HOLD_SETTLED) == 2
+    assert all(
+        e["data"].get("key_id") == key_id or e["topic"].startswith("pryv.ApiKey.") for e in events
+    )
+    bad = run_cli(platform.settings, "events", "--key", "not a key")
+    assert bad.returncode == 2
