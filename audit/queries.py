@@ -4,6 +4,7 @@ balance at a moment, and every event that concerns one key. Both stream the log 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -11,8 +12,8 @@ from commands.application import PryvApplication
 from domain import ids
 from domain.envelope import EventEnvelope
 from infra.read_store_memory import MemoryReadStore
-from projections import balance
-from projections.ops import ProjectionWrite
+from projections import balance, ledger
+from projections.ops import ProjectionWrite, SortedAdd
 
 PAGE = 2000
 
@@ -54,3 +55,20 @@ async def key_events(app: PryvApplication, key_id: str) -> AsyncIterator[EventEn
     async for event in log_events(app):
         if event.originator_id == aggregate or event.data.get("key_id") == key_id:
             yield event
+
+
+async def account_ledger(
+    app: PryvApplication, account_id: str, month: str | None = None
+) -> list[dict[str, object]]:
+    """The account's ledger entries (the ledger projection's, folded from the log), oldest
+    first; `month` ("YYYY-MM", UTC) keeps that month's."""
+    entries: list[dict[str, object]] = []
+    async for event in log_events(app):
+        if event.data.get("account_id") != account_id:
+            continue
+        if month is not None and not event.timestamp.startswith(month):
+            continue
+        for op in ledger.project(event):
+            if isinstance(op, SortedAdd):
+                entries.append(json.loads(op.member))
+    return entries

@@ -155,13 +155,85 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+LEDGER_COLUMNS = (
+    "created_at",
+    "type",
+    "env",
+    "amount_usd",
+    "usd_paid",
+    "source",
+    "source_id",
+    "request_id",
+    "key_id",
+    "model",
+    "tokens_in",
+    "tokens_out",
+    "position",
+)
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """`pryv finance ledger --wallet X [--month YYYY-MM] [--format csv|jsonl]`."""
+    import csv
+    import re
+
+    from audit.export import account_uuid
+    from audit.queries import account_ledger
+    from bootstrap.platform import open_application
+    from domain.money import micros_to_usd
+    from infra.settings import Settings
+
+    if args.month is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.month):
+        raise ValueError(f"--month must be YYYY-MM, not {args.month!r}")
+    account = str(account_uuid(args.wallet))
+    app = open_application(Settings.from_env(create=False))
+    try:
+        entries = asyncio.run(account_ledger(app, account, args.month))
+    finally:
+        app.close()
+    if args.format == "jsonl":
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry, sort_keys=True) + "\n")
+        return 0
+    writer = csv.writer(sys.stdout)
+    writer.writerow(LEDGER_COLUMNS)
+    for e in entries:
+        paid = e.get("usd_micros", e.get("paid_micros"))
+        writer.writerow(
+            [
+                e.get("created_at"),
+                e.get("type"),
+                e.get("env"),
+                micros_to_usd(int(str(e.get("amount_micros") or 0))),
+                "" if paid is None else micros_to_usd(int(str(paid))),
+                e.get("source", ""),
+                e.get("source_id", ""),
+                e.get("request_id", ""),
+                e.get("key_id", ""),
+                e.get("model", ""),
+                e.get("tokens_in", ""),
+                e.get("tokens_out", ""),
+                e.get("position"),
+            ]
+        )
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     finance = sub.add_parser("finance", help="finance tools").add_subparsers(
         dest="finance_command", required=True
     )
-    rec = finance.add_parser("reconcile", help="ledger vs Stripe; exit 1 on any mismatch")
+    rec = finance.add_parser(
+        "reconcile",
+        help="ledger vs Stripe: exit 0 clean, 1 mismatches, 2 usage, 3 could not run",
+    )
     rec.add_argument(
         "--stripe-csv", type=Path, help="Stripe's itemized balance-change CSV export (offline)"
     )
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(func=cmd_reconcile)
+    led = finance.add_parser("ledger", help="one wallet's ledger, from the log (CSV or JSONL)")
+    led.add_argument("--wallet", required=True, help="wallet address or account uuid")
+    led.add_argument("--month", help="YYYY-MM (UTC); default: all")
+    led.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    led.set_defaults(func=cmd_ledger)

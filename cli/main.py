@@ -559,6 +559,7 @@ def run_command(args: argparse.Namespace, usage_errors: tuple[type[Exception], .
     """Run the parsed command. One line on stderr, never a traceback, for what an operator
     can fix: exit 2 for bad arguments or configuration, 3 when the command could not run (no
     store where it looked, a backing service unreachable)."""
+    from domain.errors import ErrorKind, PryvError
     from infra.failures import backend_failures
     from infra.settings import ConfigurationError, StoreMissing
 
@@ -578,6 +579,12 @@ def run_command(args: argparse.Namespace, usage_errors: tuple[type[Exception], .
     except ConfigurationError as exc:
         print(f"pryv: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file named on the command line that cannot be read
+        print(f"pryv: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except PryvError as exc:  # Stripe or another service could not answer: exit 3
+        print(f"pryv: {exc.message}", file=sys.stderr)
+        return 3 if exc.kind is ErrorKind.UNAVAILABLE else 2
     except usage as exc:
         print(f"pryv: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2

@@ -48,3 +48,4 @@ def configure_logging(log_format: str = "json") -> None:
     # httpx logs every request at INFO: one line per upstream call is noise (and measurable
     # CPU on the hot path); the access log says what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("stripe").setLevel(logging.WARNING)  # it logs each request and retry

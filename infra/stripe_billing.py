@@ -182,13 +182,16 @@ class StripeBilling:
     async def balance_transactions(self) -> list[dict[str, Any]]:
         """Every balance transaction, sources expanded (charge, refund or dispute objects)."""
         client = self._require()
-        page = await client.v1.balance_transactions.list_async(
-            params={"limit": 100, "expand": ["data.source"]},
-            options={"max_network_retries": 2},
-        )
         rows: list[dict[str, Any]] = []
-        async for txn in page.auto_paging_iter():
-            rows.append(txn.to_dict())
+        try:
+            page = await client.v1.balance_transactions.list_async(
+                params={"limit": 100, "expand": ["data.source"]},
+                options={"max_network_retries": 2},
+            )
+            async for txn in page.auto_paging_iter():
+                rows.append(txn.to_dict())
+        except stripe.StripeError as exc:
+            raise BillingUnavailable(f"Stripe could not be reached: {type(exc).__name__}") from exc
         return rows
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> dict[str, Any]:
@@ -212,11 +215,39 @@ def _major_units_to_micros(value: str) -> int:
     return abs(usd_to_micros(value.strip()))
 
 
+CSV_COLUMNS = frozenset(
+    {
+        "balance_transaction_id",
+        "reporting_category",
+        "gross",
+        "currency",
+        "charge_id",
+        "payment_intent_id",
+        "dispute_id",
+        "source_id",
+    }
+)
+
+
+class StripeCsvError(PryvError, ValueError):
+    """A file that is not Stripe's itemized balance-change export."""
+
+    code = "invalid_stripe_csv"
+
+
 def facts_from_csv(path: Path) -> list[PaymentFact]:
-    """Stripe's itemized balance-change export (one row per balance transaction)."""
+    """Stripe's itemized balance-change export (one row per balance transaction). A file
+    without its columns is refused (it would read as no payments at all)."""
     facts = []
     with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        missing = sorted(CSV_COLUMNS - set(reader.fieldnames or ()))
+        if missing:
+            raise StripeCsvError(
+                f"{path} is not Stripe's itemized balance-change export: no column "
+                + ", ".join(missing)
+            )
+        for row in reader:
             category = (row.get("reporting_category") or "").strip()
             txn = row.get("balance_transaction_id", "")
             amount = _major_units_to_micros(row.get("gross") or "0")

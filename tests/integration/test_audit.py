@@ -907,3 +907,97 @@ async def test_every_event_of_one_key(platform: Platform, store: CheckpointStore
     )
     bad = run_cli(platform.settings, "events", "--key", "not a key")
     assert bad.returncode == 2
+
+
+async def test_the_finance_ledger_csv_totals_equal_the_balance(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    import csv
+    from decimal import Decimal
+
+    write_history(platform, "csv")
+    wallet = WALLETS[1]
+    month = datetime.now(UTC).strftime("%Y-%m")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "finance",
+            "ledger",
+            "--wallet",
+            wallet,
+            "--month",
+            month,
+        ],
+        env=cli_env(platform.settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert {r["type"] for r in rows} >= {"purchase", "grant", "usage"}
+    live = sum(Decimal(r["amount_usd"]) for r in rows if r["env"] == "live")
+    from projections.finance import live_postings
+
+    postings = live_postings(platform.app.read_log(0, 100_000))
+    assert live * 1_000_000 == postings[str(ids.account_id(wallet))]
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "finance",
+            "ledger",
+            "--wallet",
+            wallet,
+            "--month",
+            "1999-01",
+        ],
+        env=cli_env(platform.settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert other.returncode == 0 and len(other.stdout.strip().splitlines()) == 1  # header only
+
+
+def test_reconcile_refuses_a_csv_that_is_not_stripes(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "pryv", key_pepper=b"p")
+    settings.data_dir.mkdir()
+    (settings.data_dir / "key_pepper").write_text(b"p".hex())
+    from bootstrap.platform import open_application
+
+    open_application(settings).close()
+    env = {
+        **relay_env(settings),
+        "PRYV_DATABASE_URL": "",
+        "PRYV_REDIS_URL": "",
+        "PRYV_NATS_URL": "",
+    }
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,amount\n1,2\n")
+    run = [sys.executable, "-m", "cli.main", "finance", "reconcile", "--stripe-csv"]
+    for path, needle in ((wrong, "no column"), (tmp_path / "absent.csv", "No such file")):
+        done = subprocess.run(
+            [*run, str(path)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2, done.stderr
+        assert needle in done.stderr and "Traceback" not in done.stderr
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "cli.main", "finance", "reconcile"],
+        env={
+            **env,
+            "PRYV_STRIPE_SECRET_KEY": "sk_test_x",
+            "PRYV_STRIPE_API_BASE": "http://127.0.0.1:1",
+        },
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unreachable.returncode == 3, unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
