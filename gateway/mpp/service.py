@@ -123,11 +123,17 @@ class MppService:
         """The session offer for the model `body` names (the catalog's first usable model for
         discovery); `suggestedDeposit` covers this request's worst case."""
         env = self.platform.tempo.env
-        model = (
-            self.chat.model_for(env, body)
-            if body is not None
-            else next(m for m in self.platform.catalog.models if m.usable_by(env))
-        )
+        if body is not None:
+            model = self.chat.model_for(env, body)
+        else:  # a bare voucher: any model the chain's money may use names the offer
+            usable = [m for m in self.platform.catalog.models if m.usable_by(env)]
+            if not usable:
+                raise PryvError(
+                    f"no model is offered to {env} MPP sessions",
+                    code="model_not_allowed",
+                    kind=ErrorKind.PERMISSION,
+                )
+            model = usable[0]
         prompt = estimate_text_tokens(body.prompt_text()) if body is not None else 1000
         deposit = hold_micros(model, prompt, model.max_output_tokens)
         return session_offer(self.platform.tempo, model, deposit)
@@ -417,6 +423,19 @@ class MppService:
         if channel.closed:
             raise PaymentProblem("session/channel-finalized", "the channel is closed", status=410)
         model = self.chat.model_for(self.platform.tempo.env, body)
+        if not update.raised:
+            # A credential seen before (a captured header, a client's blind retry) must not
+            # start another stream on the channel's remaining balance.
+            raise self.challenged(
+                PaymentProblem(
+                    "verification-failed",
+                    f"a stream starts with a voucher above the accepted one ({channel.accepted})",
+                    extra={"channelId": channel.channel_id},
+                ),
+                offers,
+                CHAT_PATH,
+                None,
+            )
         private = await self.chat.prepare(model, channel.account_id, body)
         # The prompt is paid before the upstream sees it; the answer as it streams.
         needed = channel.spent + cost_micros(model, Usage(private.prompt_tokens, 0))
@@ -431,19 +450,6 @@ class MppService:
                         "requiredCumulative": str(needed),
                         "requiredTopUp": str(needed - channel.accepted),
                     },
-                ),
-                offers,
-                CHAT_PATH,
-                None,
-            )
-        if not update.raised:
-            # A credential seen before (a captured header, a client's blind retry) must not
-            # start another stream on the channel's remaining balance.
-            raise self.challenged(
-                PaymentProblem(
-                    "verification-failed",
-                    f"a stream starts with a voucher above the accepted one ({channel.accepted})",
-                    extra={"channelId": channel.channel_id},
                 ),
                 offers,
                 CHAT_PATH,

@@ -578,7 +578,7 @@ async def test_a_prompt_the_voucher_does_not_cover_is_refused_before_the_upstrea
     payer = await funded_payer(gateway)
     channel = await open_channel(gateway, http, payer, 5_000, 0)
     response = await http.post(
-        "/mpp/chat/completions", json=CHAT, headers={"Authorization": payer.voucher(channel, 0)}
+        "/mpp/chat/completions", json=CHAT, headers={"Authorization": payer.voucher(channel, 1)}
     )
     assert response.status_code == 402
     problem = response.json()
