@@ -138,22 +138,7 @@ async def export_account(
             moment: datetime = event.timestamp
             if (start and moment < start) or (end and moment >= end):
                 continue
-            envelope = to_envelope(raw, event)
-            secret = SECRET_FIELDS.intersection(envelope.data)
-            data = {k: v for k, v in envelope.data.items() if k not in SECRET_FIELDS}
-            out.append(
-                ExportedEvent(
-                    leaf_index=len(leaves) // HASH_SIZE - 1,
-                    notification_id=raw.id,
-                    topic=raw.topic,
-                    originator_id=str(raw.originator_id),
-                    originator_version=raw.originator_version,
-                    timestamp=envelope.timestamp,
-                    data=data,
-                    state=None if secret else stored_bytes(raw.state),
-                    leaf_hash=leaf,
-                )
-            )
+            out.append(_exported(raw, event, leaf, len(leaves) // HASH_SIZE - 1))
         after = page[-1].id
     log_size = len(leaves) // HASH_SIZE
     result = ExportResult(out, log_size, None)
@@ -182,6 +167,73 @@ async def export_account(
         result.warnings.append(
             f"{unproven} events are newer than checkpoint {checkpoint.tree_size}: no proof yet"
         )
+    return result
+
+
+def _exported(raw: Notification, event: Any, leaf: bytes, index: int) -> ExportedEvent:
+    envelope = to_envelope(raw, event)
+    secret = SECRET_FIELDS.intersection(envelope.data)
+    return ExportedEvent(
+        leaf_index=index,
+        notification_id=raw.id,
+        topic=raw.topic,
+        originator_id=str(raw.originator_id),
+        originator_version=raw.originator_version,
+        timestamp=envelope.timestamp,
+        data={k: v for k, v in envelope.data.items() if k not in SECRET_FIELDS},
+        state=None if secret else stored_bytes(raw.state),
+        leaf_hash=leaf,
+    )
+
+
+async def export_log(
+    app: PryvApplication,
+    store: CheckpointStore,
+    fmt: str,
+    out: TextIO,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> ExportResult:
+    """The whole log, streamed, every event with its inclusion proof against the newest
+    checkpoint that covers it. Two passes: the leaf hashes first (32 bytes an event, so the
+    proofs need not hold the events), then the events, written as they are read."""
+    select = app.recorder.select_notifications
+    leaves = bytearray()
+    after = 0
+    while page := await asyncio.to_thread(select, start=after + 1, limit=page_size):
+        for raw in page:
+            leaves += leaf_of(raw)
+        after = page[-1].id
+    log_size = len(leaves) // HASH_SIZE
+    result = ExportResult([], log_size, await _covering_checkpoint(store, log_size))
+    tree = None
+    if result.checkpoint is not None:
+        tree = MerkleTree.from_packed(leaves[: result.checkpoint.tree_size * HASH_SIZE])
+        if tree.root().hex() != result.checkpoint.root_hex:
+            result.log_matches_checkpoint, tree = False, None
+            result.warnings.append(
+                f"the log does not match checkpoint {result.checkpoint.tree_size}: run "
+                "`pryv audit verify`; no inclusion proofs"
+            )
+    elif log_size:
+        result.warnings.append("no checkpoint covers the log yet: no inclusion proofs")
+    del leaves
+    decode, index, after = app.mapper.to_domain_event, 0, 0
+    first = True
+    while page := await asyncio.to_thread(select, start=after + 1, limit=page_size):
+        batch = []
+        for raw in page:
+            item = _exported(raw, _decode_for_export(decode, raw), leaf_of(raw), index)
+            if tree is not None and result.checkpoint and index < result.checkpoint.tree_size:
+                item.proof = tree.inclusion_proof(index, result.checkpoint.tree_size)
+                item.checkpoint = result.checkpoint
+            batch.append(item)
+            index += 1
+        write_export(batch, fmt, out, header=first)
+        first = False
+        after = page[-1].id
+    if first:
+        write_export([], fmt, out)
     return result
 
 
@@ -224,13 +276,17 @@ CSV_COLUMNS = (
 )
 
 
-def write_export(events: Sequence[ExportedEvent], fmt: str, out: TextIO) -> None:
+def write_export(
+    events: Sequence[ExportedEvent], fmt: str, out: TextIO, *, header: bool = True
+) -> None:
+    """JSON lines, or CSV (with the header row unless `header` is False: a later chunk)."""
     if fmt == "jsonl":
         for item in events:
             out.write(json.dumps(item.to_dict(), separators=(",", ":"), sort_keys=True) + "\n")
         return
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    if header:
+        writer.writerow(CSV_COLUMNS)
     for item in events:
         doc = item.to_dict()
         writer.writerow(

@@ -125,39 +125,43 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from audit.export import account_uuid, export_account, parse_moment, write_export
+    from audit.export import account_uuid, export_account, export_log, parse_moment, write_export
     from bootstrap.platform import open_application
     from infra.checkpoints import open_checkpoint_store
     from infra.settings import Settings
 
+    if args.all == (args.account is not None):
+        raise ValueError("give --account <wallet or account id>, or --all")
+    if args.all and (args.start or args.end):
+        raise ValueError("--from/--to select one account's events: not with --all")
     settings = Settings.from_env(create=False)
-    account = account_uuid(args.account)
+    account = None if args.all else account_uuid(args.account)
 
-    async def run() -> ExportResult:
+    async def run(out: TextIO) -> ExportResult:
         app = open_application(settings)
         store = await open_checkpoint_store(settings)
         try:
-            return await export_account(
+            if account is None:  # streamed as it is read
+                return await export_log(app, store, args.format, out)
+            found = await export_account(
                 app, store, account, start=parse_moment(args.start), end=parse_moment(args.end)
             )
+            write_export(found.events, args.format, out)
+            return found
         finally:
             await store.close()
             app.close()
 
-    result = asyncio.run(run())
     with _output(args.output) as out:
-        write_export(result.events, args.format, out)
+        result = asyncio.run(run(out))
     for warning in result.warnings:
         print(f"pryv audit export: warning: {warning}", file=sys.stderr)
-    print(
-        f"pryv audit export: {len(result.events)} events of account {account}"
-        + (
-            f" (proofs against checkpoint {result.checkpoint.tree_size})"
-            if result.checkpoint
-            else ""
-        ),
-        file=sys.stderr,
+    what = "the whole log" if account is None else f"account {account}"
+    count = result.log_size if account is None else len(result.events)
+    proofs = (
+        f" (proofs against checkpoint {result.checkpoint.tree_size})" if result.checkpoint else ""
     )
+    print(f"pryv audit export: {count} events of {what}{proofs}", file=sys.stderr)
     return 0 if result.log_matches_checkpoint else 1
 
 
@@ -348,8 +352,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     verify.set_defaults(func=cmd_verify)
 
-    export = audit.add_parser("export", help="one account's events with leaf hashes and proofs")
-    export.add_argument("--account", required=True, help="wallet address or account uuid")
+    export = audit.add_parser(
+        "export", help="one account's events (or --all) with leaf hashes and proofs"
+    )
+    export.add_argument("--account", help="wallet address or account uuid")
+    export.add_argument(
+        "--all", action="store_true", help="every event of the log, streamed, with proofs"
+    )
     export.add_argument("--from", dest="start", help="ISO-8601, inclusive")
     export.add_argument("--to", dest="end", help="ISO-8601, exclusive")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")

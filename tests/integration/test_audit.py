@@ -1001,3 +1001,32 @@ def test_reconcile_refuses_a_csv_that_is_not_stripes(tmp_path: Path) -> None:
     )
     assert unreachable.returncode == 3, unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+async def test_export_all_streams_every_event_with_a_proof(
+    platform: Platform, store: CheckpointStore
+) -> None:
+    from domain.merkle import root_from_inclusion
+
+    write_history(platform, "all")
+    await seal(platform, store)
+    cli = run_cli(platform.settings, "export", "--all")
+    assert cli.returncode == 0, cli.stderr
+    lines = [json.loads(line) for line in cli.stdout.splitlines()]
+    assert [e["notificationId"] for e in lines] == [
+        e.position for e in platform.app.read_log(0, 100_000)
+    ]
+    for e in lines:  # each leaf proves into the signed root it names
+        inclusion = e["inclusion"]
+        assert inclusion is not None
+        root = root_from_inclusion(
+            bytes.fromhex(e["leafHash"]),
+            e["leafIndex"],
+            inclusion["treeSize"],
+            [bytes.fromhex(p) for p in inclusion["path"]],
+        )
+        assert root is not None and root.hex() == inclusion["checkpoint"]["rootHex"]
+    as_csv = run_cli(platform.settings, "export", "--all", "--format", "csv")
+    assert as_csv.returncode == 0
+    assert len(as_csv.stdout.strip().splitlines()) == len(lines) + 1  # one header
+    assert run_cli(platform.settings, "export").returncode == 2  # neither --account nor --all
