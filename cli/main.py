@@ -79,6 +79,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=args.port,
             log_level=args.log_level,
             loop="uvloop",
+            # A worker imports FastAPI, the PII stack and the drivers before it can answer
+            # the supervisor; on a loaded box that takes longer than uvicorn's 5 s default,
+            # which then kills and restarts it forever.
+            timeout_worker_healthcheck=120,
         )
         return 0
     if args.dashboard_port or args.mcp_port:

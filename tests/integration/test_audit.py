@@ -1030,3 +1030,50 @@ async def test_export_all_streams_every_event_with_a_proof(
     assert as_csv.returncode == 0
     assert len(as_csv.stdout.strip().splitlines()) == len(lines) + 1  # one header
     assert run_cli(platform.settings, "export").returncode == 2  # neither --account nor --all
+
+
+async def test_serve_with_workers_seals_on_production_backends(
+    services_settings: Settings, tmp_path: Path
+) -> None:
+    """`pryv serve --workers` on PostgreSQL + Redis + NATS runs the sealer too."""
+    from bootstrap.platform import open_platform
+    from tests.fakes.upstream import running_fake_upstream
+    from tests.gateway_harness import write_catalog
+    from tests.integration.test_gateway_crash import gateway_process
+
+    platform = await open_platform(services_settings)
+    checkpoints = await open_checkpoint_store(services_settings)
+    try:
+        await asyncio.to_thread(
+            platform.app.grant_credits,
+            wallet=WALLETS[0],
+            env="test",
+            amount_micros=1,
+            reason="t",
+            granted_by="test",
+            grant_ref="seal-me",
+        )
+        with running_fake_upstream() as upstream:
+            catalog = write_catalog(tmp_path, upstream)
+            async with gateway_process(services_settings, catalog):
+                deadline = asyncio.get_running_loop().time() + 90
+                while (await checkpoints.latest()) is None:
+                    assert asyncio.get_running_loop().time() < deadline, "nothing was sealed"
+                    await asyncio.sleep(0.2)
+        latest = await checkpoints.latest()
+        assert latest is not None and latest.tree_size >= 1
+    finally:
+        await checkpoints.close()
+        await platform.close()
+        import nats
+        from nats.js.errors import NotFoundError
+
+        assert services_settings.nats_url is not None
+        nc = await nats.connect(services_settings.nats_url)
+        try:
+            with contextlib.suppress(NotFoundError):
+                await nc.jetstream().delete_stream(
+                    checkpoint_stream_name(services_settings.nats_stream)
+                )
+        finally:
+            await nc.close()
