@@ -55,9 +55,7 @@ def create_app(
             if platform is None:
                 active.writer.batch_observers.append(app.state.metrics.batch_size.observe)
             if workers:  # every worker, the sealer too (`serve --workers` on any backend)
-                await stack.enter_async_context(
-                    running_workers(active, catch_up=True, seal=True)
-                )
+                await stack.enter_async_context(running_workers(active, catch_up=True, seal=True))
             await stack.enter_async_context(app.state.mcp.server.session_manager.run())
             # Load the PII engine (spaCy, ~2 s) now rather than in the first request.
             warm_up = asyncio.create_task(app.state.privacy.engine())

@@ -139,19 +139,69 @@ def as_json(report: Report) -> str:
     )
 
 
+def as_csv(report: Report, wallets: dict[str, str]) -> str:
+    """One row per payment line and per account check, accounts named by their wallet."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        ["section", "kind", "key", "wallet", "ledger_usd", "stripe_usd", "status", "references"]
+    )
+    for ln in report.lines:
+        writer.writerow(
+            [
+                "payment",
+                ln.kind.value,
+                ln.key,
+                "",
+                "" if ln.ledger_usd_micros is None else _usd(ln.ledger_usd_micros),
+                "" if ln.stripe_usd_micros is None else _usd(ln.stripe_usd_micros),
+                ln.status.value,
+                ln.references,
+            ]
+        )
+    for a in report.accounts:
+        writer.writerow(
+            [
+                "account",
+                "balance",
+                a.account_id,
+                wallets.get(a.account_id, ""),
+                _usd(a.postings_micros),
+                "",
+                "ok" if a.ok else f"projected {_usd(a.projected_micros)}",
+                "",
+            ]
+        )
+    return out.getvalue().rstrip("\n")
+
+
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from bootstrap.platform import open_platform
+    from domain import topics
     from infra.settings import Settings
+
+    wallets: dict[str, str] = {}
 
     async def run() -> Report:
         platform = await open_platform(Settings.from_env(create=False))
         try:
+            if args.format == "csv":
+                for event in await asyncio.to_thread(platform.app.read_log, 0, 10_000_000):
+                    if event.topic == topics.ACCOUNT_OPENED:
+                        wallets[event.originator_id] = event.data["wallet"]
             return await build_report(platform, args.stripe_csv)
         finally:
             await platform.close()
 
     report = asyncio.run(run())
-    sys.stdout.write((as_json(report) if args.json else render(report)) + "\n")
+    if args.format == "csv":
+        text = as_csv(report, wallets)
+    else:
+        text = as_json(report) if args.json or args.format == "json" else render(report)
+    sys.stdout.write(text + "\n")
     return 0 if report.clean else 1
 
 
@@ -230,7 +280,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     rec.add_argument(
         "--stripe-csv", type=Path, help="Stripe's itemized balance-change CSV export (offline)"
     )
-    rec.add_argument("--json", action="store_true")
+    rec.add_argument("--json", action="store_true", help="the same as --format json")
+    rec.add_argument("--format", choices=["text", "json", "csv"], default="text")
     rec.set_defaults(func=cmd_reconcile)
     led = finance.add_parser("ledger", help="one wallet's ledger, from the log (CSV or JSONL)")
     led.add_argument("--wallet", required=True, help="wallet address or account uuid")

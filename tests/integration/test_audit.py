@@ -1077,3 +1077,40 @@ async def test_serve_with_workers_seals_on_production_backends(
                 )
         finally:
             await nc.close()
+
+
+async def test_reconcile_as_csv_names_accounts_by_wallet(
+    platform: Platform, store: CheckpointStore, tmp_path: Path
+) -> None:
+    import csv
+
+    write_history(platform, "rc")
+    empty = tmp_path / "stripe.csv"
+    empty.write_text(
+        "balance_transaction_id,created_utc,currency,gross,fee,net,reporting_category,"
+        "source_id,description,charge_id,payment_intent_id,dispute_id,refund_id\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "finance",
+            "reconcile",
+            "--format",
+            "csv",
+            "--stripe-csv",
+            str(empty),
+        ],
+        env=cli_env(platform.settings),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr  # the ledger's charges are not in Stripe's file
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    payments = [r for r in rows if r["section"] == "payment"]
+    assert payments and {r["status"] for r in payments} == {"missing_in_stripe"}
+    accounts = {r["wallet"] for r in rows if r["section"] == "account"}
+    assert set(WALLETS) <= accounts
