@@ -137,6 +137,7 @@ def _attach_services(app: FastAPI, platform: Platform) -> None:
     app.state.preview = PreviewService(platform, app.state.privacy)
     app.state.mcp.runtime.attach(platform, app.state.chat, app.state.preview)
     app.state.mpp = MppService(platform, app.state.chat, app.state.preview)
+    app.state.metrics.watch_upstreams(lambda: platform.upstreams.stats)
 
 
 def app_from_env() -> FastAPI:

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,7 +22,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from api.context import platform_of
+from domain.merkle import Checkpoint
+from infra.checkpoints import open_checkpoint_store
 from infra.log_format import REQUEST_ID
+from infra.upstreams import UpstreamStats
 from projections import balance
 from projections.catalog import PROJECTIONS
 
@@ -70,6 +74,16 @@ class Metrics:
         self.relay_lag = Gauge(
             "pryv_relay_lag_events", "Log positions the bus is behind", registry=self.registry
         )
+        self.sealer_lag = Gauge(
+            "pryv_sealer_lag_events",
+            "Log positions beyond the last checkpoint (not sealed yet)",
+            registry=self.registry,
+        )
+        self.checkpoint_age = Gauge(
+            "pryv_checkpoint_age_seconds",
+            "Seconds since the last checkpoint was signed (0 before the first)",
+            registry=self.registry,
+        )
 
     def watch_ner_batches(self, read: Callable[[], tuple[int, int]]) -> None:
         """Export the PII engine's NER batching (texts / batches = mean batch size)."""
@@ -78,6 +92,10 @@ class Metrics:
             ("pryv_pii_ner_batches", "spaCy NER batches run for PII redaction"),
             ("pryv_pii_ner_texts", "Texts those NER batches carried"),
         )
+
+    def watch_upstreams(self, read: Callable[[], UpstreamStats]) -> None:
+        """Export the upstream calls the router counts: per model and outcome, and seconds."""
+        self.registry.register(_UpstreamCalls(read))
 
     def watch_counters(self, read: Callable[[], tuple[int, ...]], *names: tuple[str, str]) -> None:
         """Export counters that another component keeps, read at scrape time: `read` returns
@@ -95,6 +113,30 @@ class _ReadCounters(Collector):
     def collect(self) -> Iterator[Metric]:
         for (name, documentation), value in zip(self._names, self._read(), strict=True):
             yield CounterMetricFamily(name, documentation, value=value)
+
+
+class _UpstreamCalls(Collector):
+    def __init__(self, read: Callable[[], UpstreamStats]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._read()
+        calls = CounterMetricFamily(
+            "pryv_upstream_requests",
+            "Calls to model servers, by model and outcome (ok, error)",
+            labels=["model", "outcome"],
+        )
+        for (model, outcome), count in sorted(stats.calls.items()):
+            calls.add_metric([model, outcome], count)
+        yield calls
+        seconds = CounterMetricFamily(
+            "pryv_upstream_seconds",
+            "Seconds model servers took to answer (to the first chunk of a stream)",
+            labels=["model"],
+        )
+        for model, total in sorted(stats.seconds.items()):
+            seconds.add_metric([model], total)
+        yield seconds
 
 
 def _route(scope: Scope) -> str:
@@ -201,6 +243,16 @@ async def readyz(request: Request) -> Response:
     )
 
 
+async def _latest_checkpoint(request: Request) -> Checkpoint | None:
+    """The newest checkpoint (a store opened for the scrape: scrapes are seconds apart)."""
+    store = await open_checkpoint_store(platform_of(request).settings)
+    try:
+        record = await asyncio.wait_for(store.latest(), 2.0)
+    finally:
+        await store.close()
+    return record.checkpoint if record is not None else None
+
+
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     platform = platform_of(request)
@@ -216,6 +268,11 @@ async def metrics(request: Request) -> Response:
             balance.EXPIRY_KEY, max_score=2**53, limit=1_000_000
         )
         metrics.holds_open.set(len(open_holds))
+        latest = await _latest_checkpoint(request)
+        metrics.sealer_lag.set(max(log_end - (latest.last_notification_id if latest else 0), 0))
+        if latest is not None:
+            signed = datetime.fromisoformat(latest.created_at.replace("Z", "+00:00"))
+            metrics.checkpoint_age.set(max((datetime.now(UTC) - signed).total_seconds(), 0.0))
     except Exception:  # a backing service is down: still serve the request metrics
         logging.getLogger("pryv.metrics").warning("backing service unavailable for gauges")
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

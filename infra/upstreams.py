@@ -14,6 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import httpx
@@ -454,9 +455,64 @@ class EchoUpstream:
         return None
 
 
+@dataclass
+class UpstreamStats:
+    """Calls per (model, outcome) and their seconds (to the answer, or to a stream's first
+    chunk), counted where the call is made and read by the metrics endpoint at scrape time."""
+
+    calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def record(self, model: str, outcome: str, elapsed: float | None) -> None:
+        self.calls[(model, outcome)] = self.calls.get((model, outcome), 0) + 1
+        if elapsed is not None:
+            self.seconds[model] = self.seconds.get(model, 0.0) + elapsed
+
+
+class MeteredUpstream:
+    """A ChatUpstream that counts each call's outcome (`ok`, `error`) and latency."""
+
+    def __init__(self, inner: ChatUpstream, stats: UpstreamStats) -> None:
+        self._inner = inner
+        self._stats = stats
+
+    async def complete(self, model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            answer = await self._inner.complete(model, body)
+        except UpstreamError:
+            self._stats.record(model.id, "error", time.perf_counter() - started)
+            raise
+        self._stats.record(model.id, "ok", time.perf_counter() - started)
+        return answer
+
+    async def stream(
+        self, model: ModelSpec, body: dict[str, Any]
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        started, first = time.perf_counter(), True
+        inner = self._inner.stream(model, body)
+        try:
+            async for chunk in inner:
+                if first:
+                    first = False
+                    self._stats.record(model.id, "ok", time.perf_counter() - started)
+                yield chunk
+        except UpstreamError:
+            self._stats.record(
+                model.id, "error", None if not first else time.perf_counter() - started
+            )
+            raise
+        finally:
+            await inner.aclose()
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 class UpstreamRouter:
     """Picks the upstream for a model; one shared, lazily created client per upstream name, so
-    every request to that server shares one connection pool."""
+    every request to that server shares one connection pool. Every call is counted in
+    `stats` (metrics)."""
 
     def __init__(
         self,
@@ -468,8 +524,12 @@ class UpstreamRouter:
         self._transports = dict(transports or {})
         self._echo = EchoUpstream()
         self._clients: dict[str, OpenAICompatibleUpstream] = {}
+        self.stats = UpstreamStats()
 
     def for_model(self, model: ModelSpec) -> ChatUpstream:
+        return MeteredUpstream(self._for_model(model), self.stats)
+
+    def _for_model(self, model: ModelSpec) -> ChatUpstream:
         if model.builtin:
             if model.upstream != ECHO_UPSTREAM:
                 raise ValueError(f"model {model.id}: unknown builtin upstream {model.upstream!r}")
