@@ -476,6 +476,11 @@ class MeteredUpstream:
         self._inner = inner
         self._stats = stats
 
+    @property
+    def inner(self) -> ChatUpstream:
+        """The upstream client this counts the calls of (one per upstream server)."""
+        return self._inner
+
     async def complete(self, model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         try:
@@ -525,9 +530,15 @@ class UpstreamRouter:
         self._echo = EchoUpstream()
         self._clients: dict[str, OpenAICompatibleUpstream] = {}
         self.stats = UpstreamStats()
+        self._metered: dict[int, MeteredUpstream] = {}
 
-    def for_model(self, model: ModelSpec) -> ChatUpstream:
-        return MeteredUpstream(self._for_model(model), self.stats)
+    def for_model(self, model: ModelSpec) -> MeteredUpstream:
+        """The model's upstream, counted; the same object for every model of one server."""
+        inner = self._for_model(model)
+        metered = self._metered.get(id(inner))
+        if metered is None:
+            metered = self._metered[id(inner)] = MeteredUpstream(inner, self.stats)
+        return metered
 
     def _for_model(self, model: ModelSpec) -> ChatUpstream:
         if model.builtin:
@@ -545,6 +556,7 @@ class UpstreamRouter:
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
+        self._metered = {}  # keyed by id(): never outlive the clients they wrap
         for client in clients:
             await client.close()
         await self._echo.close()

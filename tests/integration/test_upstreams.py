@@ -530,9 +530,9 @@ async def test_router_picks_echo_and_shares_one_client_per_upstream(fake: FakeUp
     router = UpstreamRouter(catalog, transports={"mocked": httpx.MockTransport(handler)})
     a, b = model_spec("fake", "fake-a"), model_spec("fake", "fake-b")
     mocked = model_spec("mocked", "x")
-    assert isinstance(router.for_model(ECHO), EchoUpstream)
+    assert isinstance(router.for_model(ECHO).inner, EchoUpstream)
     assert router.for_model(a) is router.for_model(b)
-    assert isinstance(router.for_model(a), OpenAICompatibleUpstream)
+    assert isinstance(router.for_model(a).inner, OpenAICompatibleUpstream)
     assert router.for_model(mocked) is not router.for_model(a)
 
     await router.for_model(a).complete(a, chat_body("fake-a", max_tokens=1))
@@ -543,7 +543,7 @@ async def test_router_picks_echo_and_shares_one_client_per_upstream(fake: FakeUp
     with pytest.raises(ValueError, match="unknown upstream"):
         router.for_model(model_spec("nowhere", "y"))
 
-    client = router.for_model(a)
+    client = router.for_model(a).inner
     assert isinstance(client, OpenAICompatibleUpstream)
     await router.close()
     with pytest.raises(RuntimeError):  # httpx refuses requests on a closed client
