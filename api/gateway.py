@@ -44,7 +44,7 @@ async def get_model(request: Request, model_id: str) -> dict[str, Any]:
     return model_object(await find_model(platform_of(request), identity, model_id))
 
 
-def _request_id(request: Request) -> str:
+def request_id_for(request: Request) -> str:
     # The id the access log already uses for this request when the caller gave none.
     return request_id_of(
         request.headers.get("x-request-id"),
@@ -74,7 +74,7 @@ async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, metered: hold before the upstream call, settle after it.
     PII is removed (or pseudonymized) before anything is sent upstream."""
     identity = await authenticate_key(request)
-    request_id = _request_id(request)
+    request_id = request_id_for(request)
     body = _parse(request)
     result = await chat_service_of(request).complete(identity, body, request_id)
     if isinstance(result, ChatStream):

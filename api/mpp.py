@@ -7,7 +7,6 @@ bodies on 402, `Payment-Receipt` on success, SSE events for the session. docs/mp
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,14 +16,12 @@ from pydantic import BaseModel, ValidationError
 
 from api.body_limits import NOT_PARSED, parsed_json
 from api.errors import ApiError
-from api.gateway import SettlingStreamingResponse
-from gateway.chat import request_id_of
+from api.gateway import SettlingStreamingResponse, request_id_for
 from gateway.chat_request import ChatCompletionRequest
 from gateway.mpp.problems import PaymentProblem
 from gateway.mpp.service import BuyKeyRequest, MppService, Paid
 from gateway.mpp.session import SessionStream
 from gateway.preview import PiiPreviewRequest
-from infra.log_format import REQUEST_ID
 
 router = APIRouter(prefix="/mpp", tags=["mpp"])
 
@@ -84,13 +81,6 @@ def _body(request: Request, model: type[BaseModel]) -> Any:
         raise ApiError(400, "validation_error", str(first["msg"]), param=param) from exc
 
 
-def _request_id(request: Request) -> str:
-    return request_id_of(
-        request.headers.get("x-request-id"),
-        lambda: REQUEST_ID.get() or f"req_{uuid.uuid4().hex}",
-    )
-
-
 SERVICE_INFO = {
     "categories": ["compute", "developer-tools"],
     "docs": {
@@ -119,7 +109,7 @@ async def paid_preview(request: Request) -> Response:
     body = _body(request, PiiPreviewRequest)
     try:
         paid = await mpp_of(request).paid_preview(
-            credential_of(request), await request.body(), body, _request_id(request)
+            credential_of(request), await request.body(), body, request_id_for(request)
         )
     except PaymentProblem as problem:
         return problem_response(problem)
@@ -168,7 +158,9 @@ async def _session(
     request: Request, body: ChatCompletionRequest | None, *, head: bool = False
 ) -> Response:
     try:
-        result = await mpp_of(request).session(credential_of(request), body, _request_id(request))
+        result = await mpp_of(request).session(
+            credential_of(request), body, request_id_for(request)
+        )
     except PaymentProblem as problem:
         if head:  # the same status and challenges, no body
             response = Response(status_code=problem.status, headers={"Cache-Control": "no-store"})
