@@ -14,33 +14,42 @@ from api.management_schemas import (
     SettingsUpdate,
     UpdateKeyRequest,
 )
-from api.wallet_auth import WalletFields, authenticate_wallet, wallet_fields_from_request
+from api.wallet_auth import (
+    WalletFields,
+    WalletIdentity,
+    authenticate_wallet,
+    wallet_fields_from_request,
+)
 from domain.wallet_messages import WalletAction
 from gateway import accounts
 
 router = APIRouter(prefix="/api/v1", tags=["management"])
 
 
-async def _auth(
+async def _signed(
     request: Request, body: WalletFields | None, action: WalletAction, key_id: str = ""
-) -> str:
-    platform = platform_of(request)
-    identity = await authenticate_wallet(
+) -> WalletIdentity:
+    return await authenticate_wallet(
         wallet_fields_from_request(request, body),
         action=action,
         key_id=key_id,
-        nonces=platform.nonces,
+        nonces=platform_of(request).nonces,
     )
-    return identity.wallet
+
+
+async def _auth(
+    request: Request, body: WalletFields | None, action: WalletAction, key_id: str = ""
+) -> str:
+    return (await _signed(request, body, action, key_id)).wallet
 
 
 @router.post("/keys", status_code=201)
 async def create_key(request: Request, body: CreateKeyRequest) -> dict[str, Any]:
     """Create an API key. The full key is in this response only; it cannot be recovered."""
-    wallet = await _auth(request, body, WalletAction.CREATE)
+    signed = await _signed(request, body, WalletAction.CREATE)
     return await accounts.create_key(
         platform_of(request),
-        wallet,
+        signed.wallet,
         name=body.name,
         env=body.env,
         models=body.models,
@@ -49,6 +58,7 @@ async def create_key(request: Request, body: CreateKeyRequest) -> dict[str, Any]
         monthly_budget_usd=body.monthly_budget_usd,
         expires_at=body.expires_at,
         expires_in_days=body.expires_in_days,
+        authorization=signed.evidence,
     )
 
 
@@ -70,8 +80,10 @@ async def update_key(request: Request, key_id: str, body: UpdateKeyRequest) -> d
     """Change a key's (or an MCP connection's) name, models, RPM/TPM, monthly budget or
     expiry; fields left out keep their values, `null` clears a limit. Every instance applies
     the new terms before this answers."""
-    wallet = await _auth(request, body, WalletAction.UPDATE, key_id)
-    return await accounts.update_key(platform_of(request), wallet, key_id, body.changes())
+    signed = await _signed(request, body, WalletAction.UPDATE, key_id)
+    return await accounts.update_key(
+        platform_of(request), signed.wallet, key_id, body.changes(), signed.evidence
+    )
 
 
 @router.delete("/keys/{key_id}")
@@ -79,9 +91,11 @@ async def revoke_key(
     request: Request, key_id: str, body: RevokeKeyRequest | None = None
 ) -> dict[str, Any]:
     """Revoke a key; the very next request with it, on any instance, is refused."""
-    wallet = await _auth(request, body, WalletAction.REVOKE, key_id)
+    signed = await _signed(request, body, WalletAction.REVOKE, key_id)
     reason = body.reason if body is not None else "revoked by owner"
-    return await accounts.revoke_key(platform_of(request), wallet, key_id, reason)
+    return await accounts.revoke_key(
+        platform_of(request), signed.wallet, key_id, reason, signed.evidence
+    )
 
 
 @router.get("/settings")
@@ -94,13 +108,15 @@ async def get_settings(request: Request) -> dict[str, Any]:
 @router.put("/settings")
 async def update_settings(request: Request, body: SettingsUpdate) -> dict[str, Any]:
     """Replace the given sections (privacy, consent); the others keep their values."""
-    wallet = await _auth(request, body, WalletAction.SETTINGS)
+    signed = await _signed(request, body, WalletAction.SETTINGS)
     sections: dict[str, Any] = {}
     if body.privacy is not None:
         sections["privacy"] = body.privacy.model_dump(by_alias=True, exclude_none=True)
     if body.consent is not None:
         sections["consent"] = body.consent.model_dump()
-    return await accounts.change_account_settings(platform_of(request), wallet, sections)
+    return await accounts.change_account_settings(
+        platform_of(request), signed.wallet, sections, signed.evidence
+    )
 
 
 @router.get("/billing/balance")

@@ -16,6 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.errors import ApiError
+from domain.evidence import Presented, wallet_signed
 from domain.wallet_messages import (
     WalletAction,
     WalletAuthCode,
@@ -41,6 +42,7 @@ class WalletFields(BaseModel):
 class WalletIdentity:
     wallet: str  # lower-case 0x address
     nonce: str
+    evidence: Presented  # the signed message and signature, recorded in the event it allows
 
 
 _SOURCES = (
@@ -92,4 +94,5 @@ async def authenticate_wallet(
             raise WalletAuthError(WalletAuthCode.NONCE_REPLAY, "nonce already used")
     except WalletAuthError as exc:
         raise ApiError(403, exc.code, exc.message) from exc
-    return WalletIdentity(wallet=wallet, nonce=message.nonce)
+    evidence = wallet_signed(wallet, fields.message, fields.signature)
+    return WalletIdentity(wallet=wallet, nonce=message.nonce, evidence=evidence)

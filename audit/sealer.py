@@ -7,6 +7,12 @@ event is still unsealed. Each checkpoint is stored durably first, then published
 configured); a publication that fails is retried, and on start every stored checkpoint the sink
 has not seen yet is published.
 
+Authorization: with a `SealingGate` (always, in `opened_sealer`), every money and key event's
+evidence is checked before it is sealed (audit/evidence.py). An event without valid evidence —
+a grant inserted by hand, a revocation no wallet signed — is never sealed: the sealer seals
+what precedes it and stops there, logging the event and why, and its lag grows until someone
+removes the unauthorized row (it was never sealed, so removing it is no tampering).
+
 Resumption: a checkpoint row keeps the accumulator's compact state (one subtree root per set bit
 of the tree size), so a restarted sealer continues from the last checkpoint in O(log n) instead
 of re-hashing the log from zero. It first checks that checkpoint's signature (its own key) and
@@ -28,6 +34,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
 
+from audit.evidence import EvidenceAudit, SealingGate
 from commands.application import PryvApplication
 from commands.retries import until_done
 from domain.errors import ErrorKind, PryvError
@@ -49,6 +56,7 @@ from infra.checkpoints import (
     signer_rank,
     trusted_sealer_addresses,
 )
+from infra.operator_key import trusted_operator_addresses
 from infra.settings import Settings
 
 log = logging.getLogger("pryv.sealer")
@@ -134,9 +142,11 @@ class Sealer:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         trusted_signers: tuple[str, ...] = (),
+        gate: SealingGate | None = None,
     ) -> None:
         """`trusted_signers`: the sealer addresses oldest first (PRYV_SEALER_ADDRESS) when the
-        key was rotated; this sealer extends a tree signed by its own or an earlier key."""
+        key was rotated; this sealer extends a tree signed by its own or an earlier key.
+        `gate`: refuse to seal events without valid authorization evidence."""
         if every_events < 1:
             raise ValueError("every_events must be at least 1")
         self._read_raw = read_raw
@@ -157,6 +167,8 @@ class Sealer:
         self._published_size: int | None = None  # None: ask the sink
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._gate = gate
+        self.refused: tuple[int, str] | None = None  # (notification id, why) it stopped at
         self.sealed_events = 0  # events appended by this process
         self.checkpoints_written = 0
 
@@ -188,6 +200,8 @@ class Sealer:
                 )
             self._acc, self._position = acc, cp.last_notification_id
             await asyncio.to_thread(self._check_tail, latest)
+        if self._gate is not None:
+            await asyncio.to_thread(self._prime_gate)
         self._pending = []
         self._last_seal = self._clock()
 
@@ -222,16 +236,42 @@ class Sealer:
                 latest.tree_size,
             )
 
+    def _prime_gate(self) -> None:
+        """Replay what is sealed into the gate's history (once per process: it only grows)."""
+        assert self._gate is not None
+        while self._gate.seen_to < self._position:
+            page = self._read_raw(self._gate.seen_to, self._page_size)
+            page = [event for event in page if event.id <= self._position]
+            if not page:
+                break
+            self._gate.prime(page)
+
     def _ingest(self, limit: int) -> int:
-        """Read up to `limit` events after the position and append their leaves (in a thread)."""
+        """Read up to `limit` events after the position and append their leaves (in a thread);
+        stop before an event the gate refuses."""
         assert self._acc is not None
         events = self._read_raw(self._position, limit)
+        appended = 0
         for event in events:
+            why = self._gate.refusal(event) if self._gate is not None else None
+            if why is not None:
+                if self.refused != (event.id, why):
+                    log.error(
+                        "not sealing event %s (%s): %s; sealing stops here until it is removed",
+                        event.id,
+                        event.topic,
+                        why,
+                    )
+                self.refused = (event.id, why)
+                break
             leaf = leaf_of(event)
             self._acc.append(leaf)
             self._pending.append((event.id, leaf))
             self._position = event.id
-        return len(events)
+            appended += 1
+        else:
+            self.refused = None
+        return appended
 
     async def seal_pending(self, *, force: bool = False) -> int:
         """Hash everything readable now; write the checkpoints that are due. Returns how many.
@@ -341,6 +381,10 @@ async def opened_sealer(
             every_events=every_events,
             every_seconds=every_seconds,
             trusted_signers=trusted_sealer_addresses(settings),  # after sealer_signer made a key
+            gate=SealingGate(
+                app.mapper.to_domain_event,
+                EvidenceAudit(operators=trusted_operator_addresses(settings)),
+            ),
         )
     finally:
         if publisher is not None:

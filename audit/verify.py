@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from audit.evidence import EvidenceAudit, event_name, tracks
 from audit.sealer import RawEvent, ReadRaw, leaf_of
 from commands.application import PryvApplication
 from domain.merkle import (
@@ -36,7 +37,8 @@ _CHECKPOINT_PAGE = 50
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # changed | missing | inserted | decode | version | checkpoint | root | truncated
+    kind: str  # changed | missing | inserted | decode | version | evidence | checkpoint | root
+    # | truncated | trusted-head
     message: str
     notification_id: int | None = None
     originator_id: str | None = None
@@ -97,6 +99,8 @@ class VerifyReport:
     signers: tuple[str, ...] = ()  # trusted sealer addresses, oldest key first
     published_checked: int | None = None
     trusted_heads_checked: int = 0
+    evidence_checked: int | None = None  # money and key events whose evidence was checked
+    operators: tuple[str, ...] = ()  # operator keys that signed events, as found
     problem: Problem | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -122,6 +126,8 @@ class VerifyReport:
             "signers": list(self.signers),
             "publishedCheckpointsChecked": self.published_checked,
             "trustedHeadsChecked": self.trusted_heads_checked,
+            "evidenceChecked": self.evidence_checked,
+            "operators": list(self.operators),
             "problem": self.problem.to_dict() if self.problem else None,
             "warnings": self.warnings,
         }
@@ -136,6 +142,12 @@ class VerifyReport:
             ]
             if self.trusted_heads_checked:
                 lines.append(f"the log extends the {self.trusted_heads_checked} head(s) you hold")
+            if self.evidence_checked is not None:
+                signed = f"; operator keys: {', '.join(self.operators)}" if self.operators else ""
+                lines.append(
+                    f"every money and key event is authorized ({self.evidence_checked:,} "
+                    f"checked){signed}"
+                )
         else:
             lines = [
                 f"FAILED: {self.problem.render()}",
@@ -152,9 +164,16 @@ Decode = Callable[[RawEvent], object]
 class LogVerifier:
     """The checks, one event at a time (no I/O: the driver feeds events and checkpoints)."""
 
-    def __init__(self, trusted_signers: tuple[str, ...], decode: Decode | None) -> None:
+    def __init__(
+        self,
+        trusted_signers: tuple[str, ...],
+        decode: Decode | None,
+        evidence: EvidenceAudit | None = None,
+    ) -> None:
+        """`evidence` (needs `decode`): also check each money and key event's evidence."""
         self.trusted_signers = trusted_signers
         self.decode = decode
+        self.evidence = evidence
         self.acc = MerkleAccumulator()
         self.versions: dict[int | str, int] = {}  # aggregate (UUID as int: smaller) -> version
         self.last_nid = 0
@@ -274,9 +293,10 @@ class LogVerifier:
                 index,
                 f"state is stored as {type(event.state).__name__}, not bytes (edited by hand)",
             )
+        decoded: object = None
         if self.decode is not None:
             try:
-                self.decode(event)
+                decoded = self.decode(event)
             except Exception as exc:
                 return _event_problem("decode", event, index, f"does not decode: {exc}")
         oid = event.originator_id
@@ -290,6 +310,10 @@ class LogVerifier:
                 missing = f"{last + 1}" if version == last + 2 else f"{last + 1}..{version - 1}"
                 message = f"version {version} follows {last}: version {missing} is missing"
             return _event_problem("version", event, index, message)
+        if self.evidence is not None and decoded is not None and tracks(event.topic):
+            why = self.evidence.problem(event_name(event.topic), decoded)
+            if why is not None:
+                return _event_problem("evidence", event, index, why)
         self.versions[key] = version
         self.acc.append(leaf)
         self.last_nid = event.id
@@ -382,6 +406,7 @@ async def verify_log(
     published: Sequence[Checkpoint] | None = None,
     trusted_heads: Sequence[Checkpoint] = (),
     require_checkpoints: bool = False,
+    evidence: EvidenceAudit | None = None,
 ) -> VerifyReport:
     """Stream the whole log once; stop at the first problem. `trusted_heads`: signed tree
     heads an auditor saved earlier (from the public feed): the log must still extend each.
@@ -394,7 +419,7 @@ async def verify_log(
             "<data_dir>/sealer_key): signatures were checked against the signer each "
             "checkpoint records, and all must agree"
         )
-    verifier = LogVerifier(trusted_signers, decode)
+    verifier = LogVerifier(trusted_signers, decode, evidence)
     checkpoints = _checkpoints(store)
     stored: dict[int, Checkpoint] = {}
     started = time.perf_counter()
@@ -413,6 +438,14 @@ async def verify_log(
         report.sealed_events = verifier.sealed
         report.last_notification_id = verifier.last_nid
         report.seconds = time.perf_counter() - started
+        if evidence is not None:
+            report.evidence_checked = evidence.checked
+            report.operators = tuple(sorted(evidence.operators_seen))
+            if not evidence.operators and evidence.operators_seen:
+                report.warnings.append(
+                    "no operator address configured (--operator or PRYV_OPERATOR_ADDRESS): "
+                    "operator signatures were checked, but not pinned to a known key"
+                )
         if problem is None and not stored:
             report.warnings.append("no checkpoints stored yet: is the sealer running?")
         return report

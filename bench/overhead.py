@@ -60,6 +60,8 @@ import httpx
 import psycopg
 import redis
 
+from infra.operator_key import OperatorSigner
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -671,7 +673,9 @@ def main() -> None:
         )
     )
     wallet = "0x" + uuid.uuid4().hex + "00000000"
+    operator = OperatorSigner("0x" + uuid.uuid4().hex * 2)  # a throwaway operator key
     key = app.create_key(
+        authorization=operator,
         wallet=wallet,
         name="bench",
         env="live",
@@ -683,6 +687,7 @@ def main() -> None:
         pepper=pepper,
     ).issued.token
     app.grant_credits(
+        authorization=operator,
         wallet=wallet,
         env="live",
         amount_micros=usd_to_micros("1000000"),

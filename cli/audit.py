@@ -1,7 +1,8 @@
 """`pryv audit`: check the event log against its signed Merkle checkpoints, and export one
 account's events with the proofs an outside auditor needs.
 
-    pryv audit verify [--json] [--signer 0x…[,0x…]]  exit 0 clean, 1 on the first problem found
+    pryv audit verify [--json] [--signer 0x…[,0x…]] [--operator 0x…[,0x…]]
+                      exit 0 clean, 1 on the first problem found
     pryv audit export --account <wallet|uuid> [--from ISO] [--to ISO] [--format jsonl|csv]
                       [--output PATH]
     pryv audit seal [--once]                       run the sealer (see audit/sealer.py)
@@ -13,7 +14,10 @@ PRYV_SEALER_KEY or <data_dir>/sealer_key; after key rotations, the addresses old
 a retired key may not sign after its successor did), the root at that size, the last
 notification id and the resume state; every event's leaf against the checkpoint's leaf record
 (which the signed root authenticates), so a changed, deleted or inserted event is named exactly;
-that each aggregate's versions run 1..n; and that every event still decodes. With NATS
+that each aggregate's versions run 1..n; that every event still decodes; and that every money
+and key event carries valid authorization evidence (audit/evidence.py: the wallet's signature,
+an operator key's — --operator, PRYV_OPERATOR_ADDRESS, else the configured key —, a Stripe
+event or an MPP payment; holds only on keys the log created). With NATS
 configured it also checks that every checkpoint on the undeletable `<stream>_CHECKPOINTS` stream
 is the stored one.
 """
@@ -45,10 +49,12 @@ async def run_verify(
     settings: Settings,
     *,
     signer: str | None = None,
+    operator: str | None = None,
     page_size: int | None = None,
     trusted_heads: Sequence[Checkpoint] = (),
     require_checkpoints: bool = True,
 ) -> VerifyReport:
+    from audit.evidence import EvidenceAudit
     from audit.sealer import raw_reader
     from audit.verify import DEFAULT_PAGE_SIZE, event_decoder, published_checkpoints, verify_log
     from bootstrap.platform import open_application
@@ -57,7 +63,11 @@ async def run_verify(
         parse_sealer_addresses,
         trusted_sealer_addresses,
     )
+    from infra.operator_key import parse_operator_addresses, trusted_operator_addresses
 
+    operators = (
+        parse_operator_addresses(operator) if operator else trusted_operator_addresses(settings)
+    )
     app = open_application(settings)
     store = await open_checkpoint_store(settings)
     try:
@@ -71,6 +81,7 @@ async def run_verify(
             published=await published_checkpoints(settings),
             trusted_heads=trusted_heads,
             require_checkpoints=require_checkpoints,
+            evidence=EvidenceAudit(operators=operators),
         )
     finally:
         await store.close()
@@ -98,6 +109,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             run_verify(
                 Settings.from_env(create=False),
                 signer=args.signer,
+                operator=args.operator,
                 page_size=None if args.page_size is None else max(500, args.page_size),
                 trusted_heads=heads,
                 require_checkpoints=not args.allow_unsealed,
@@ -105,7 +117,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
     except StoreMissing:
         raise  # exit 3 (cli.main.run_command): nothing was verified
-    except ValueError as exc:  # a malformed --signer or PRYV_SEALER_ADDRESS
+    except ValueError as exc:  # a malformed --signer, --operator or their variables
         print(f"pryv audit verify: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -333,6 +345,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "--signer",
         help="the sealer's 0x address, or after key rotations its addresses oldest first, "
         "comma-separated (default: from configuration)",
+    )
+    verify.add_argument(
+        "--operator",
+        help="the operator keys' 0x addresses, comma-separated, that may sign grants and CLI "
+        "key actions (default: PRYV_OPERATOR_ADDRESS, else the configured operator key)",
     )
     verify.add_argument(
         "--page-size", type=int, default=None, help="events per page read (default 2000, min 500)"

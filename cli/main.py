@@ -251,10 +251,12 @@ async def _read_store(platform: Platform) -> ReadStore:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from bootstrap.platform import open_application
     from commands.key_terms import budget_micros, key_expiry
+    from infra.operator_key import operator_signer
     from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
     settings = Settings.from_env(create=False)
+    signer = operator_signer(settings)
     app = open_application(settings)
     try:
         created = app.create_key(
@@ -267,6 +269,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             monthly_budget_micros=budget_micros(args.monthly_budget_usd or None),
             expires_at=key_expiry(None, args.expires_in_days or None),
             pepper=settings.key_pepper,
+            authorization=signer,
         )
     finally:
         app.close()
@@ -275,6 +278,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             "id": created.issued.key_id,
             "key": created.issued.token,
             "position": created.result.position,
+            "operator": signer.address,
             "note": "the key is shown once; store it now",
         }
     )
@@ -315,14 +319,19 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from bootstrap.platform import open_application
+    from infra.operator_key import operator_signer
     from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
     settings = Settings.from_env(create=False)
+    signer = operator_signer(settings)
     app = open_application(settings)
     try:
         result = app.revoke_key(
-            wallet=normalize_address(args.wallet), key_id=args.key_id, reason=args.reason
+            wallet=normalize_address(args.wallet),
+            key_id=args.key_id,
+            reason=args.reason,
+            authorization=signer,
         )
     finally:
         app.close()
@@ -334,6 +343,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
             "status": "revoked",
             "alreadyRevoked": result.duplicate,
             "position": result.position,
+            "operator": signer.address,
         }
     )
     return 0
@@ -354,10 +364,13 @@ async def _mark_revoked(settings: Settings, key_id: str) -> None:
 def cmd_credits_grant(args: argparse.Namespace) -> int:
     from bootstrap.platform import open_application
     from domain.money import micros_to_usd, usd_to_micros
+    from infra.operator_key import operator_signer
     from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
-    app = open_application(Settings.from_env(create=False))
+    settings = Settings.from_env(create=False)
+    signer = operator_signer(settings)
+    app = open_application(settings)
     try:
         result = app.grant_credits(
             wallet=normalize_address(args.wallet),
@@ -366,6 +379,7 @@ def cmd_credits_grant(args: argparse.Namespace) -> int:
             reason=args.reason,
             granted_by=args.granted_by,
             grant_ref=args.ref or f"cli-{uuid.uuid4()}",
+            authorization=signer,
         )
     finally:
         app.close()
@@ -375,6 +389,7 @@ def cmd_credits_grant(args: argparse.Namespace) -> int:
             "duplicate": result.duplicate,
             "position": result.position,
             "usd": micros_to_usd(usd_to_micros(args.usd)),
+            "operator": signer.address,
         }
     )
     return 0

@@ -35,6 +35,7 @@ from domain.aggregates import (
 )
 from domain.api_keys import KEY_ENVS, ParsedApiKey, hash_api_key, issue_api_key
 from domain.envelope import EventEnvelope
+from domain.evidence import Authorization, Evidence, Presented
 
 
 @dataclass
@@ -57,11 +58,20 @@ class CreatedKey:
 _A = TypeVar("_A", bound=Aggregate)
 
 
+def _evidence(
+    authorization: Authorization, event: str, aggregate_id: UUID, version: int, fields: Any
+) -> Evidence:
+    """The evidence for the event `event` at `version` of `aggregate_id` recording `fields`
+    (exactly the event's fields: an operator signature covers them all)."""
+    return authorization.evidence(event, aggregate_id, version, dict(fields))
+
+
 def _new_key(
     issued: ParsedApiKey,
     wallet: str,
     name: str,
     pepper: bytes,
+    authorization: Authorization,
     *,
     models: list[str] | None = None,
     rpm: int | None = None,
@@ -70,7 +80,7 @@ def _new_key(
     expires_at: str | None = None,
 ) -> ApiKey:
     """The ApiKey aggregate of a freshly issued key: only the HMAC of its token is kept."""
-    return ApiKey(
+    fields: dict[str, Any] = dict(
         key_id=issued.key_id,
         account_id=str(ids.account_id(wallet)),
         wallet=wallet,
@@ -85,6 +95,9 @@ def _new_key(
         monthly_budget_micros=monthly_budget_micros,
         expires_at=expires_at,
     )
+    aggregate_id = ApiKey.create_id(issued.key_id)
+    evidence = _evidence(authorization, "ApiKey.Created", aggregate_id, 1, fields)
+    return ApiKey(**fields, evidence=evidence)
 
 
 def _open_dispute(
@@ -95,6 +108,7 @@ def _open_dispute(
     usd_micros: int,
     credits_micros: int,
     reason: str,
+    evidence: Presented,
 ) -> ChargeDispute:
     return ChargeDispute(
         dispute_id=dispute_id,
@@ -105,6 +119,7 @@ def _open_dispute(
         usd_micros=usd_micros,
         credits_micros=credits_micros,
         reason=reason,
+        evidence=evidence.as_dict(),
     )
 
 
@@ -176,7 +191,9 @@ class PryvApplication(Application[UUID]):
             return []
         return [Account(wallet=wallet.lower())]
 
-    def change_settings(self, wallet: str, sections: dict[str, Any]) -> CommandResult:
+    def change_settings(
+        self, wallet: str, sections: dict[str, Any], *, evidence: Presented
+    ) -> CommandResult:
         """Replace the given top-level sections of the account's settings, keep the others.
 
         Merged on the aggregate (not a read model), so concurrent updates of different sections
@@ -184,17 +201,28 @@ class PryvApplication(Application[UUID]):
         """
         return self._change_account(
             wallet,
-            lambda account: account.change_settings({**account.settings, **sections}),
+            lambda account: account.change_settings(
+                {**account.settings, **sections}, evidence.as_dict()
+            ),
             InvalidCommand("settings changed concurrently; retry"),
         )
 
     def authorize_connection(
-        self, *, wallet: str, key_id: str, client_id: str, client_name: str, scopes: list[str]
+        self,
+        *,
+        wallet: str,
+        key_id: str,
+        client_id: str,
+        client_name: str,
+        scopes: list[str],
+        evidence: Presented,
     ) -> CommandResult:
         """Record an MCP client's grant on the wallet's account (its key already exists)."""
         return self._change_account(
             wallet,
-            lambda account: account.authorize_connection(key_id, client_id, client_name, scopes),
+            lambda account: account.authorize_connection(
+                key_id, client_id, client_name, scopes, evidence.as_dict()
+            ),
             ConcurrentUpdate("the account changed concurrently; retry"),
         )
 
@@ -236,6 +264,7 @@ class PryvApplication(Application[UUID]):
         monthly_budget_micros: int | None,
         expires_at: datetime | None,
         pepper: bytes,
+        authorization: Authorization,
     ) -> CreatedKey:
         """Mint a key for `wallet`. The token in the result is the only copy that will exist."""
         if env not in KEY_ENVS:
@@ -251,6 +280,7 @@ class PryvApplication(Application[UUID]):
                         wallet,
                         name,
                         pepper,
+                        authorization,
                         models=model_list,
                         rpm=rpm,
                         tpm=tpm,
@@ -268,7 +298,14 @@ class PryvApplication(Application[UUID]):
         raise InvalidCommand("could not create key; retry")
 
     def ensure_service_key(
-        self, *, wallet: str, key_id: str, name: str, env: str, pepper: bytes
+        self,
+        *,
+        wallet: str,
+        key_id: str,
+        name: str,
+        env: str,
+        pepper: bytes,
+        authorization: Authorization,
     ) -> CommandResult:
         """A key Pryv itself meters a wallet's pay-per-call requests on (MPP): its id is
         chosen by the caller (derived, so the same wallet always finds the same key) and its
@@ -277,7 +314,7 @@ class PryvApplication(Application[UUID]):
         if self._exists(ids.api_key_id(key_id)):
             return CommandResult(ids.api_key_id(key_id), None, duplicate=True)
         issued = issue_api_key(env, key_id)  # type: ignore[arg-type]  # env checked by KEY_ENVS
-        key = _new_key(issued, wallet, name, pepper)
+        key = _new_key(issued, wallet, name, pepper, authorization)
         self._ensure_account(wallet)
         return self._save_new(key)
 
@@ -288,7 +325,12 @@ class PryvApplication(Application[UUID]):
         return key
 
     def change_key_limits(
-        self, *, wallet: str, key_id: str, changes: Mapping[str, Any]
+        self,
+        *,
+        wallet: str,
+        key_id: str,
+        changes: Mapping[str, Any],
+        authorization: Authorization,
     ) -> CommandResult:
         """Change some of a key's terms (name, models, rpm, tpm, monthly_budget_micros,
         expires_at); a term absent from `changes` keeps its value, a None clears it. Nothing
@@ -313,19 +355,25 @@ class PryvApplication(Application[UUID]):
             raise InvalidCommand("a key keeps a name")
         if wanted == current:
             return CommandResult(key.id, None, duplicate=True)
+        evidence = _evidence(authorization, "ApiKey.LimitsChanged", key.id, key.version + 1, wanted)
         try:
-            key.change_limits(**wanted)
+            key.change_limits(**wanted, evidence=evidence)
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
         recordings = self.save(key)
         return CommandResult(key.id, recordings[-1].notification.id)
 
-    def revoke_key(self, *, wallet: str, key_id: str, reason: str) -> CommandResult:
+    def revoke_key(
+        self, *, wallet: str, key_id: str, reason: str, authorization: Authorization
+    ) -> CommandResult:
         """Revoke a key the wallet owns. Revoking a revoked key is a duplicate, not an error."""
         key = self._owned_key(wallet, key_id)
         if key.revoked:
             return CommandResult(key.id, None, duplicate=True)
-        key.revoke(reason)
+        fields = {"reason": reason}
+        key.revoke(
+            reason, _evidence(authorization, "ApiKey.Revoked", key.id, key.version + 1, fields)
+        )
         try:
             recordings = self.save(key)
         except IntegrityError:
@@ -343,21 +391,26 @@ class PryvApplication(Application[UUID]):
         reason: str,
         granted_by: str,
         grant_ref: str,
+        authorization: Authorization,
     ) -> CommandResult:
         """Operator credit. `grant_ref` is the idempotency key: the same ref grants once."""
         if env not in KEY_ENVS:
             raise InvalidCommand(f"env must be one of {', '.join(KEY_ENVS)}")
         wallet = wallet.lower()
+        fields: dict[str, Any] = dict(
+            grant_ref=grant_ref,
+            account_id=str(ids.account_id(wallet)),
+            wallet=wallet,
+            env=env,
+            amount_micros=amount_micros,
+            reason=reason,
+            granted_by=granted_by,
+        )
+        evidence = _evidence(
+            authorization, "CreditGrant.Granted", CreditGrant.create_id(grant_ref), 1, fields
+        )
         try:
-            grant = CreditGrant(
-                grant_ref=grant_ref,
-                account_id=str(ids.account_id(wallet)),
-                wallet=wallet,
-                env=env,
-                amount_micros=amount_micros,
-                reason=reason,
-                granted_by=granted_by,
-            )
+            grant = CreditGrant(**fields, evidence=evidence)
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
         self._ensure_account(wallet)
@@ -372,6 +425,7 @@ class PryvApplication(Application[UUID]):
         credits_micros: int | None = None,
         source: str = "stripe",
         payment_intent: str | None = None,
+        evidence: Presented,
     ) -> CommandResult:
         """Credit a completed payment once, however many times its webhook is delivered."""
         wallet = wallet.lower()
@@ -384,6 +438,7 @@ class PryvApplication(Application[UUID]):
                 credits_micros=usd_micros if credits_micros is None else credits_micros,
                 source=source,
                 payment_intent=payment_intent,
+                evidence=evidence.as_dict(),
             )
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
@@ -401,6 +456,7 @@ class PryvApplication(Application[UUID]):
         amount_minor: int,
         source: str = "stripe",
         payment_intent: str | None = None,
+        evidence: Presented,
     ) -> CommandResult:
         """Record, once, a payment that was refused credit (finance refunds it)."""
         try:
@@ -411,6 +467,7 @@ class PryvApplication(Application[UUID]):
                 currency=currency,
                 amount_minor=amount_minor,
                 payment_intent=payment_intent,
+                evidence=evidence.as_dict(),
             )
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
@@ -487,6 +544,7 @@ class PryvApplication(Application[UUID]):
         charge_usd_micros: int,
         charge_credits_micros: int,
         total_refunded_usd_micros: int,
+        evidence: Presented,
     ) -> CommandResult:
         """Reverse the credit of a refunded charge, up to Stripe's cumulative refunded total.
 
@@ -504,8 +562,9 @@ class PryvApplication(Application[UUID]):
                 wallet=wallet,
                 charge_usd_micros=charge_usd_micros,
                 charge_credits_micros=charge_credits_micros,
+                evidence=evidence.as_dict(),
             ),
-            lambda refunds: refunds.refund_to(total_refunded_usd_micros),
+            lambda refunds: refunds.refund_to(total_refunded_usd_micros, evidence.as_dict()),
             wallet=wallet,
             what=f"refund of {charge_id}",
         )
@@ -520,12 +579,20 @@ class PryvApplication(Application[UUID]):
         usd_micros: int,
         credits_micros: int,
         reason: str,
+        evidence: Presented,
     ) -> CommandResult:
         """Take back the disputed credit once per dispute."""
         wallet = wallet.lower()
         try:
             dispute = _open_dispute(
-                dispute_id, charge_id, payment_intent, wallet, usd_micros, credits_micros, reason
+                dispute_id,
+                charge_id,
+                payment_intent,
+                wallet,
+                usd_micros,
+                credits_micros,
+                reason,
+                evidence,
             )
         except DomainRuleViolation as exc:
             raise InvalidCommand(str(exc)) from exc
@@ -545,6 +612,7 @@ class PryvApplication(Application[UUID]):
         credits_micros: int,
         reason: str,
         status: str,
+        evidence: Presented,
     ) -> CommandResult:
         """Give a won dispute's credit back, once. A dispute we never saw opened (its webhook
         lost or still on its way) is opened first, so the ledger shows the withdrawal and the
@@ -554,9 +622,16 @@ class PryvApplication(Application[UUID]):
             ChargeDispute,
             ids.dispute_id(dispute_id),
             lambda: _open_dispute(
-                dispute_id, charge_id, payment_intent, wallet, usd_micros, credits_micros, reason
+                dispute_id,
+                charge_id,
+                payment_intent,
+                wallet,
+                usd_micros,
+                credits_micros,
+                reason,
+                evidence,
             ),
-            lambda dispute: dispute.reinstate(status),
+            lambda dispute: dispute.reinstate(status, evidence.as_dict()),
             wallet=wallet,
             what=f"dispute {dispute_id}",
         )

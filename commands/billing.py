@@ -16,6 +16,7 @@ from eth_utils.address import is_hex_address
 from commands.application import PryvApplication
 from commands.results import CommandResult
 from domain.aggregates import credits_for
+from domain.evidence import Presented, stripe_event
 from domain.money import BILLING_CURRENCY, cents_to_micros
 
 log = logging.getLogger("pryv.billing")
@@ -39,13 +40,18 @@ async def apply_stripe_event(
     retry can fix."""
     kind = str(event.get("type"))
     obj: dict[str, Any] = (event.get("data") or {}).get("object") or {}
+    used = kind in PURCHASE_EVENTS or kind == "charge.refunded"
+    if not (used or kind in DISPUTE_WITHDRAWN_EVENTS or kind in DISPUTE_REINSTATED_EVENTS):
+        return "ignored: event type not used"
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id.startswith("evt_"):
+        raise ValueError("a Stripe event without an evt_ id")
+    evidence = stripe_event(event_id)  # what every fact it moves points back to
     if kind in PURCHASE_EVENTS:
-        return await _purchase(app, obj)
+        return await _purchase(app, obj, evidence)
     if kind == "charge.refunded":
-        return await _refund(app, payments, obj)
-    if kind in DISPUTE_WITHDRAWN_EVENTS or kind in DISPUTE_REINSTATED_EVENTS:
-        return await _dispute(app, payments, kind, obj)
-    return "ignored: event type not used"
+        return await _refund(app, payments, obj, evidence)
+    return await _dispute(app, payments, kind, obj, evidence)
 
 
 def _minor_units(raw: Any) -> int:
@@ -81,7 +87,9 @@ def _refusal(obj: dict[str, Any], wallet: Any) -> str | None:
     return None
 
 
-async def _purchase(app: PryvApplication, session: dict[str, Any]) -> CommandResult | str:
+async def _purchase(
+    app: PryvApplication, session: dict[str, Any], evidence: Presented
+) -> CommandResult | str:
     if session.get("payment_status") != "paid":
         return "ignored: not paid yet"
     metadata = session.get("metadata") or {}
@@ -100,6 +108,7 @@ async def _purchase(app: PryvApplication, session: dict[str, Any]) -> CommandRes
             currency=str(session.get("currency") or "")[:16],
             amount_minor=amount_minor,
             payment_intent=session.get("payment_intent"),
+            evidence=evidence,
         )
         return f"rejected: {refused}" + (" (already recorded)" if recorded.duplicate else "")
     return await asyncio.to_thread(
@@ -110,6 +119,7 @@ async def _purchase(app: PryvApplication, session: dict[str, Any]) -> CommandRes
         credits_micros=_credits(metadata, paid_micros),
         source="stripe",
         payment_intent=session.get("payment_intent"),
+        evidence=evidence,
     )
 
 
@@ -122,7 +132,7 @@ async def _payment_metadata(payments: PaymentLookup, obj: dict[str, Any]) -> dic
 
 
 async def _refund(
-    app: PryvApplication, payments: PaymentLookup, charge: dict[str, Any]
+    app: PryvApplication, payments: PaymentLookup, charge: dict[str, Any], evidence: Presented
 ) -> CommandResult | str:
     metadata = await _payment_metadata(payments, charge)
     wallet = metadata.get("pryv_wallet")
@@ -140,11 +150,16 @@ async def _refund(
         charge_usd_micros=charge_usd,
         charge_credits_micros=_credits(metadata, charge_usd),
         total_refunded_usd_micros=cents_to_micros(_minor_units(charge.get("amount_refunded"))),
+        evidence=evidence,
     )
 
 
 async def _dispute(
-    app: PryvApplication, payments: PaymentLookup, kind: str, dispute: dict[str, Any]
+    app: PryvApplication,
+    payments: PaymentLookup,
+    kind: str,
+    dispute: dict[str, Any],
+    evidence: Presented,
 ) -> CommandResult | str:
     """Debit when Stripe withdraws a dispute's funds, credit back once if it reinstates them.
 
@@ -173,6 +188,7 @@ async def _dispute(
         usd_micros=usd,
         credits_micros=_credits(metadata, usd),
         reason=str(dispute.get("reason") or ""),
+        evidence=evidence,
     )
     if kind in DISPUTE_REINSTATED_EVENTS:
         return await asyncio.to_thread(app.record_dispute_reinstated, status=status, **fields)

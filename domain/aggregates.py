@@ -4,6 +4,8 @@ Each aggregate id is deterministic (see `domain.ids`), so re-running a command c
 applying twice. There is no hot aggregate: every purchase, grant and request hold is its own.
 Events carry only JSON primitives (str, int, bool, list[str], None) so the log is readable by any
 tool, and settlement events repeat the hold's account/key/amount so projections stay stateless.
+Money and key events carry `evidence` (domain.evidence): who authorized them, checkable offline;
+it defaults to None only so that events recorded before it existed still replay.
 """
 
 from __future__ import annotations
@@ -36,12 +38,19 @@ class Account(Aggregate):
         self.settings: dict[str, Any] = {}
 
     @event("SettingsChanged")
-    def change_settings(self, settings: dict[str, Any]) -> None:
+    def change_settings(
+        self, settings: dict[str, Any], evidence: dict[str, str] | None = None
+    ) -> None:
         self.settings = dict(settings)
 
     @event("ConnectionAuthorized")
     def authorize_connection(
-        self, key_id: str, client_id: str, client_name: str, scopes: list[str]
+        self,
+        key_id: str,
+        client_id: str,
+        client_name: str,
+        scopes: list[str],
+        evidence: dict[str, str] | None = None,
     ) -> None:
         """The wallet signed an MCP client's consent: the connection is the key `key_id`
         (its env and limits are the key's), usable with these scopes."""
@@ -70,6 +79,7 @@ class ApiKey(Aggregate):
         tpm: int | None,
         monthly_budget_micros: int | None,
         expires_at: str | None,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         self.key_id = key_id
         self.account_id = account_id
@@ -95,10 +105,13 @@ class ApiKey(Aggregate):
         tpm: int | None,
         monthly_budget_micros: int | None,
         expires_at: str | None,
+        evidence: dict[str, str],
     ) -> None:
         if self.revoked:
             raise DomainRuleViolation("a revoked key cannot change")
-        self._limits_changed(name, list(models), rpm, tpm, monthly_budget_micros, expires_at)
+        self._limits_changed(
+            name, list(models), rpm, tpm, monthly_budget_micros, expires_at, evidence
+        )
 
     @event("LimitsChanged")
     def _limits_changed(
@@ -109,6 +122,7 @@ class ApiKey(Aggregate):
         tpm: int | None,
         monthly_budget_micros: int | None,
         expires_at: str | None,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.models = list(models)
@@ -117,13 +131,13 @@ class ApiKey(Aggregate):
         self.monthly_budget_micros = monthly_budget_micros
         self.expires_at = expires_at
 
-    def revoke(self, reason: str) -> None:
+    def revoke(self, reason: str, evidence: dict[str, str]) -> None:
         if self.revoked:
             raise DomainRuleViolation("key already revoked")
-        self._revoked(reason)
+        self._revoked(reason, evidence)
 
     @event("Revoked")
-    def _revoked(self, reason: str) -> None:
+    def _revoked(self, reason: str, evidence: dict[str, str] | None = None) -> None:
         self.revoked = True
 
 
@@ -144,6 +158,7 @@ class CreditPurchase(Aggregate):
         credits_micros: int,
         source: str,
         payment_intent: str | None,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         if usd_micros <= 0 or credits_micros <= 0:
             raise DomainRuleViolation("a purchase credits a positive amount")
@@ -173,6 +188,7 @@ class CreditGrant(Aggregate):
         amount_micros: int,
         reason: str,
         granted_by: str,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         if amount_micros <= 0:
             raise DomainRuleViolation("a grant credits a positive amount")
@@ -205,6 +221,7 @@ class RejectedPayment(Aggregate):
         currency: str,
         amount_minor: int,
         payment_intent: str | None,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         if not reason.strip():
             raise DomainRuleViolation("a rejected payment needs a reason")
@@ -239,6 +256,7 @@ class ChargeRefunds(Aggregate):
         wallet: str,
         charge_usd_micros: int,
         charge_credits_micros: int,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         if charge_usd_micros <= 0 or charge_credits_micros < 0:
             raise DomainRuleViolation("a refunded charge has a positive amount")
@@ -251,7 +269,7 @@ class ChargeRefunds(Aggregate):
         self.refunded_usd_micros = 0
         self.refunded_credits_micros = 0
 
-    def refund_to(self, total_refunded_usd_micros: int) -> bool:
+    def refund_to(self, total_refunded_usd_micros: int, evidence: dict[str, str]) -> bool:
         """Bring the refunded total up to Stripe's; False when nothing new (a redelivery)."""
         if total_refunded_usd_micros > self.charge_usd_micros:
             raise DomainRuleViolation("refunded more than the charge")
@@ -266,6 +284,7 @@ class ChargeRefunds(Aggregate):
             usd_micros=total_refunded_usd_micros - self.refunded_usd_micros,
             credits_micros=credits_total - self.refunded_credits_micros,
             total_usd_micros=total_refunded_usd_micros,
+            evidence=evidence,
         )
         return True
 
@@ -277,6 +296,7 @@ class ChargeRefunds(Aggregate):
         usd_micros: int,
         credits_micros: int,
         total_usd_micros: int,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         self.refunded_usd_micros = total_usd_micros
         self.refunded_credits_micros += credits_micros
@@ -301,6 +321,7 @@ class ChargeDispute(Aggregate):
         usd_micros: int,
         credits_micros: int,
         reason: str,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         if usd_micros <= 0 or credits_micros < 0:
             raise DomainRuleViolation("a dispute is for a positive amount")
@@ -314,7 +335,7 @@ class ChargeDispute(Aggregate):
         self.reason = reason
         self.reinstated = False
 
-    def reinstate(self, status: str) -> bool:
+    def reinstate(self, status: str, evidence: dict[str, str]) -> bool:
         """Give the withdrawn credit back; False when it already was (a redelivery)."""
         if self.reinstated:
             return False
@@ -325,6 +346,7 @@ class ChargeDispute(Aggregate):
             usd_micros=self.usd_micros,
             credits_micros=self.credits_micros,
             status=status,
+            evidence=evidence,
         )
         return True
 
@@ -337,6 +359,7 @@ class ChargeDispute(Aggregate):
         usd_micros: int,
         credits_micros: int,
         status: str,
+        evidence: dict[str, str] | None = None,
     ) -> None:
         self.reinstated = True
 

@@ -18,6 +18,7 @@ from commands.results import InvalidCommand, NotFound
 from domain import ids
 from domain.api_keys import is_valid_key_id
 from domain.errors import ErrorKind, PryvError
+from domain.evidence import Authorization, Presented
 from domain.money import micros_to_usd
 from privacy.controls import PII_ENTITY_TYPES, PiiConfig
 from projections import balance, keys, ledger, ratelimit_config, usage
@@ -191,6 +192,7 @@ async def create_key(
     monthly_budget_usd: Decimal | None,
     expires_at: datetime | None,
     expires_in_days: int | None,
+    authorization: Authorization,
 ) -> dict[str, Any]:
     """A new key's api_key object with its token (`key`): the only time the token is shown."""
     expiry = key_expiry(expires_at, expires_in_days)
@@ -206,6 +208,7 @@ async def create_key(
             monthly_budget_micros=budget_micros(monthly_budget_usd),
             expires_at=expiry,
             pepper=platform.settings.key_pepper,
+            authorization=authorization,
         )
     except InvalidCommand as exc:
         raise PryvError(str(exc), code="invalid_params") from exc
@@ -221,7 +224,11 @@ async def create_key(
 
 
 async def update_key(
-    platform: Platform, wallet: str, key_id: str, changes: dict[str, Any]
+    platform: Platform,
+    wallet: str,
+    key_id: str,
+    changes: dict[str, Any],
+    authorization: Authorization,
 ) -> dict[str, Any]:
     """Change some of a key's (or a connection's) terms: name, models, rpm, tpm,
     monthly_budget_usd, expires_at; a given None clears a limit. Answers once every instance's
@@ -235,7 +242,11 @@ async def update_key(
         terms["expires_at"] = key_expiry(terms["expires_at"], None)
     try:
         result = await asyncio.to_thread(
-            platform.app.change_key_limits, wallet=wallet, key_id=key_id, changes=terms
+            platform.app.change_key_limits,
+            wallet=wallet,
+            key_id=key_id,
+            changes=terms,
+            authorization=authorization,
         )
     except NotFound as exc:
         raise KeyNotFound(key_id) from exc
@@ -255,7 +266,9 @@ async def update_key(
     return {**key_object(record), "unchanged": result.duplicate}
 
 
-async def revoke_key(platform: Platform, wallet: str, key_id: str, reason: str) -> dict[str, Any]:
+async def revoke_key(
+    platform: Platform, wallet: str, key_id: str, reason: str, authorization: Authorization
+) -> dict[str, Any]:
     """Revoke a key: the Revoked event is recorded and, in the same call, the key is marked
     revoked where every API instance's admission looks, so the very next request with it — on
     any instance — is refused, without waiting for the key index to catch up."""
@@ -263,7 +276,11 @@ async def revoke_key(platform: Platform, wallet: str, key_id: str, reason: str) 
         raise KeyNotFound(key_id)
     try:
         result = await asyncio.to_thread(
-            platform.app.revoke_key, wallet=wallet, key_id=key_id, reason=reason
+            platform.app.revoke_key,
+            wallet=wallet,
+            key_id=key_id,
+            reason=reason,
+            authorization=authorization,
         )
     except NotFound as exc:
         raise KeyNotFound(key_id) from exc
@@ -287,11 +304,13 @@ async def account_settings(platform: Platform, wallet: str) -> dict[str, Any]:
 
 
 async def change_account_settings(
-    platform: Platform, wallet: str, sections: dict[str, Any]
+    platform: Platform, wallet: str, sections: dict[str, Any], evidence: Presented
 ) -> dict[str, Any]:
     """Replace the given sections (privacy, consent); the others keep their values."""
     try:
-        result = await asyncio.to_thread(platform.app.change_settings, wallet, sections)
+        result = await asyncio.to_thread(
+            platform.app.change_settings, wallet, sections, evidence=evidence
+        )
     except InvalidCommand as exc:
         raise PryvError(str(exc), code="conflict", kind=ErrorKind.CONFLICT) from exc
     assert result.position is not None

@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from domain.wallet_messages import WalletAuthError
 from infra.bus import BusUnavailable
 from infra.bus_nats import default_subject_prefix
 from infra.ethereum import Account, encode_defunct
+from infra.key_files import load_or_create_key_file, read_key_file
 from infra.postgres_ddl import take_ddl_lock
 from infra.settings import Settings
 from infra.wallet_signatures import recover_signer
@@ -127,31 +126,13 @@ def signer_rank(signer: str, trusted_signers: tuple[str, ...]) -> int:
     return trusted.index(signer.lower()) if signer.lower() in trusted else -1
 
 
-def _read_key_file(path: Path) -> str | None:
-    if not path.exists():
-        return None
-    return path.read_text().strip()
-
-
 def load_or_create_sealer_key(data_dir: Path) -> str:
     """The embedded sealer key, written once beside the SQLite file with owner-only permissions.
 
     Like the key pepper: production passes PRYV_SEALER_KEY instead. Publish the address
     (`pryv audit checkpoints` prints it) so auditors can pin it with `--signer`.
     """
-    path = data_dir / SEALER_KEY_FILE
-    existing = _read_key_file(path)
-    if existing:
-        return existing
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = "0x" + secrets.token_hex(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its key
-        return _read_key_file(path) or key
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+    return load_or_create_key_file(data_dir / SEALER_KEY_FILE)
 
 
 def sealer_signer(settings: Settings) -> CheckpointSigner:
@@ -169,7 +150,7 @@ def trusted_sealer_addresses(settings: Settings) -> tuple[str, ...]:
     """
     if settings.sealer_address:
         return parse_sealer_addresses(settings.sealer_address)
-    key = settings.sealer_key or _read_key_file(settings.data_dir / SEALER_KEY_FILE)
+    key = settings.sealer_key or read_key_file(settings.data_dir / SEALER_KEY_FILE)
     return (CheckpointSigner(key).address,) if key else ()
 
 

@@ -37,6 +37,7 @@ SECRET_FIELDS = frozenset(
         "stripe_webhook_secret",
         "sealer_key",
         "mpp_payee_key",
+        "operator_key",
     }
 )
 
@@ -88,6 +89,8 @@ class Settings:
     log_format: Literal["json", "text"] = "json"
     sealer_key: str | None = field(default=None, repr=False)  # else <data_dir>/sealer_key
     sealer_address: str | None = None  # the trusted sealer address(es), oldest first
+    operator_key: str | None = field(default=None, repr=False)  # signs operator actions
+    operator_address: str | None = None  # the trusted operator address(es)
     tempo_rpc_url: str | None = None  # a Tempo node for MPP; None = the in-memory chain
     tempo_chain_id: int = DEFAULT_CHAIN_ID
     mpp_currency: str = PATH_USD  # the TIP-20 token MPP is paid in (6 decimals = micro-USD)
@@ -156,6 +159,8 @@ class EnvironmentSettings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     sealer_key: str | None = Field(default=None, repr=False)
     sealer_address: str | None = None
+    operator_key: str | None = Field(default=None, repr=False, pattern=r"^(0x)?[0-9a-fA-F]{64}$")
+    operator_address: str | None = None
     pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
     pii_threads: int | None = Field(default=None, ge=1, le=256)
     tempo_rpc_url: str | None = None
@@ -241,6 +246,8 @@ class EnvironmentSettings(BaseSettings):
             log_format=self.log_format,
             sealer_key=self.sealer_key,
             sealer_address=self.sealer_address,
+            operator_key=self.operator_key,
+            operator_address=self.operator_address,
             tempo_rpc_url=self.tempo_rpc_url,
             tempo_chain_id=self.tempo_chain_id,
             mpp_currency=self.mpp_currency.lower(),

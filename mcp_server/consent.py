@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bootstrap.platform import Platform
 from domain.errors import PryvError
+from domain.evidence import siwe_signed
 from domain.siwe import LoginPolicy, SiweCode, SiweError, parse_siwe_message
 from domain.wallet_messages import WalletAuthError
 from gateway import accounts
@@ -146,6 +147,7 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
         store=platform.nonces,
         now=datetime.now(UTC),
     )  # a SiweError is a PryvError: 403 with its code
+    signed = siwe_signed(wallet, body.message, body.signature)  # recorded in both events
     claimed = await _provider(request).claim(pending.id)
     if claimed is None:
         raise PryvError("this authorization request was already answered", code="consent_expired")
@@ -160,6 +162,7 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
         monthly_budget_usd=body.monthly_budget_usd,
         expires_at=None,
         expires_in_days=None,
+        authorization=signed,
     )
     await asyncio.to_thread(
         platform.app.authorize_connection,
@@ -168,6 +171,7 @@ async def consent(request: Request, body: ConsentRequest) -> dict[str, Any]:
         client_id=claimed.client_id,
         client_name=claimed.client_name,
         scopes=scopes,
+        evidence=signed,
     )
     code = await _provider(request).grant(claimed, str(connection["id"]), scopes)
     issuer: str = request.app.state.mcp.issuer

@@ -22,6 +22,7 @@ from domain.envelope import EventEnvelope
 from domain.money import usd_to_micros
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
+from tests.evidence import OPERATOR
 from tests.fakes.upstream import FakeUpstream
 from workers.embedded import running_workers
 
@@ -154,6 +155,7 @@ class Gateway:
         wallet = wallet or "0x" + secrets.token_hex(20)
         created = await asyncio.to_thread(
             self.platform.app.create_key,
+            authorization=OPERATOR,
             wallet=wallet,
             name="t",
             env=env,
@@ -167,6 +169,7 @@ class Gateway:
         if usd != "0":
             await asyncio.to_thread(
                 self.platform.app.grant_credits,
+                authorization=OPERATOR,
                 wallet=wallet,
                 env=env,
                 amount_micros=usd_to_micros(usd),

@@ -33,6 +33,7 @@ from domain import ids, tempo
 from domain.api_keys import derived_key_id
 from domain.credit_packs import CreditPack
 from domain.errors import ErrorKind, PryvError
+from domain.evidence import Presented, mpp_payment
 from domain.pricing import Usage, cost_micros, hold_micros
 from domain.tokens import estimate_text_tokens
 from gateway.accounts import create_key
@@ -203,6 +204,11 @@ class MppService:
     def _env(self, paid: PaidCharge) -> str:
         return paid.env or self.platform.tempo.env
 
+    @staticmethod
+    def _evidence(paid: PaidCharge) -> Presented:
+        """The payment itself authorizes what it buys (credit, a key)."""
+        return mpp_payment(paid.method, paid.tx_hash)
+
     async def _credit(
         self, paid: PaidCharge, credits_micros: int, offers: list[Offer], path: str, body: bytes
     ) -> int:
@@ -217,6 +223,7 @@ class MppService:
                 credits_micros=credits_micros,
                 source=paid.method,
                 payment_intent=paid.tx_hash if paid.method == "stripe" else None,
+                evidence=self._evidence(paid),
             )
         else:
             result = await asyncio.to_thread(
@@ -227,6 +234,7 @@ class MppService:
                 reason="mpp test-chain payment",
                 granted_by="mpp",
                 grant_ref=f"{paid.method}:{paid.tx_hash}",
+                authorization=self._evidence(paid),
             )
         if result.duplicate or result.position is None:
             raise self.challenged(
@@ -278,15 +286,17 @@ class MppService:
         paid = await self._charge(authorization, offers, PREVIEW_PATH, raw_body)
         await self._credit(paid, PREVIEW_PRICE_MICROS, offers, PREVIEW_PATH, raw_body)
         try:
-            identity = await self._service_key(paid.payer, self._env(paid))
+            identity = await self._service_key(paid)
             result = await self.preview_service.preview(identity, body, f"mpp-{paid.tx_hash}")
         except PryvError as error:
             raise self._refused(error, paid) from None
         return Paid(result.body, self._receipt(paid), dict(result.metadata))
 
-    async def _service_key(self, wallet: str, env: str) -> KeyIdentity:
-        """The key a wallet's pay-per-call requests are metered on (created on first use)."""
+    async def _service_key(self, paid: PaidCharge) -> KeyIdentity:
+        """The key a wallet's pay-per-call requests are metered on (created on first use,
+        authorized by the payment that first used it)."""
         platform = self.platform
+        wallet, env = paid.payer, self._env(paid)
         key_id = derived_key_id(platform.settings.key_pepper, f"mpp:{env}:{wallet}")
         result = await asyncio.to_thread(
             platform.app.ensure_service_key,
@@ -295,6 +305,7 @@ class MppService:
             name="MPP pay-per-call",
             env=env,
             pepper=platform.settings.key_pepper,
+            authorization=self._evidence(paid),
         )
         if result.position is not None:
             await self._applied(keys.NAME, result.position)
@@ -325,6 +336,7 @@ class MppService:
                 monthly_budget_usd=None,
                 expires_at=None,
                 expires_in_days=None,
+                authorization=self._evidence(paid),
             )
         except PryvError as error:
             raise self._refused(error, paid) from None

@@ -21,6 +21,7 @@ from dashboard.app import create_dashboard
 from domain.money import usd_to_micros
 from infra.settings import Settings
 from projections.catalog import PROJECTIONS
+from tests.evidence import OPERATOR
 from tests.wallets import SigningWallet
 from workers.embedded import running_workers
 
@@ -64,6 +65,7 @@ class Site:
     async def grant(self, wallet: str, usd: str, *, env: str = "live", ref: str) -> None:
         await asyncio.to_thread(
             self.platform.app.grant_credits,
+            authorization=OPERATOR,
             wallet=wallet.lower(),
             env=env,
             amount_micros=usd_to_micros(usd),

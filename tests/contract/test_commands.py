@@ -15,6 +15,7 @@ from commands.results import InvalidCommand, NotFound
 from domain import ids, topics
 from infra.settings import Settings
 from tests.conftest import POSTGRES_URL
+from tests.evidence import OPERATOR, stripe
 from tests.holds import place_hold
 
 WALLET = "0x00000000000000000000000000000000000000aa"
@@ -51,6 +52,7 @@ def hold_args(key_id: str = "k" * 16, request_id: str = "req-1") -> dict[str, ob
 def test_commands_return_increasing_positions(app: PryvApplication) -> None:
     first = app.open_account(WALLET)
     created = app.create_key(
+        authorization=OPERATOR,
         wallet=WALLET,
         name="k",
         env="live",
@@ -67,8 +69,12 @@ def test_commands_return_increasing_positions(app: PryvApplication) -> None:
 
 
 def test_same_purchase_twice_credits_once(app: PryvApplication) -> None:
-    first = app.record_purchase(source_id="cs_1", wallet=WALLET, usd_micros=10_000_000)
-    second = app.record_purchase(source_id="cs_1", wallet=WALLET, usd_micros=10_000_000)
+    first = app.record_purchase(
+        source_id="cs_1", wallet=WALLET, usd_micros=10_000_000, evidence=stripe()
+    )
+    second = app.record_purchase(
+        source_id="cs_1", wallet=WALLET, usd_micros=10_000_000, evidence=stripe()
+    )
     assert not first.duplicate and second.duplicate and second.position is None
     assert topics_in_log(app).count(topics.PURCHASE_COMPLETED) == 1
 
@@ -84,9 +90,9 @@ def test_dispute_is_withdrawn_once_and_reinstated_once(app: PryvApplication) -> 
         reason="fraudulent",
     )
     # Reinstated before its opening was recorded: both events are written, in order.
-    won = app.record_dispute_reinstated(status="won", **dispute)  # type: ignore[arg-type]
-    again = app.record_dispute_reinstated(status="won", **dispute)  # type: ignore[arg-type]
-    late_open = app.record_dispute(**dispute)  # type: ignore[arg-type]
+    won = app.record_dispute_reinstated(status="won", evidence=stripe(), **dispute)  # type: ignore[arg-type]
+    again = app.record_dispute_reinstated(status="won", evidence=stripe(), **dispute)  # type: ignore[arg-type]
+    late_open = app.record_dispute(evidence=stripe(), **dispute)  # type: ignore[arg-type]
     assert not won.duplicate and again.duplicate and late_open.duplicate
     log = [t for t in topics_in_log(app) if "ChargeDispute" in t]
     assert log == [topics.DISPUTE_OPENED, topics.DISPUTE_REINSTATED]
@@ -108,6 +114,7 @@ def test_reversals_that_keep_colliding_write_nothing_and_say_retry(
     monkeypatch.setattr(app, "save", always_lose)
     with pytest.raises(ConcurrentUpdate):
         app.record_refund(
+            evidence=stripe(),
             charge_id="ch_1",
             payment_intent=None,
             wallet=WALLET,
@@ -117,6 +124,7 @@ def test_reversals_that_keep_colliding_write_nothing_and_say_retry(
         )
     with pytest.raises(ConcurrentUpdate):
         app.record_dispute_reinstated(
+            evidence=stripe(),
             dispute_id="du_1",
             charge_id="ch_1",
             payment_intent=None,
@@ -159,16 +167,22 @@ def test_same_grant_ref_grants_once_and_reason_is_required(app: PryvApplication)
     kwargs = dict(
         wallet=WALLET, env="test", amount_micros=5, reason="dev", granted_by="ops", grant_ref="g-1"
     )
-    assert not app.grant_credits(**kwargs).duplicate  # type: ignore[arg-type]
-    assert app.grant_credits(**kwargs).duplicate  # type: ignore[arg-type]
+    assert not app.grant_credits(authorization=OPERATOR, **kwargs).duplicate  # type: ignore[arg-type]
+    assert app.grant_credits(authorization=OPERATOR, **kwargs).duplicate  # type: ignore[arg-type]
     with pytest.raises(InvalidCommand):
-        app.grant_credits(**{**kwargs, "grant_ref": "g-2", "reason": " "})  # type: ignore[arg-type]
+        app.grant_credits(
+            authorization=OPERATOR,
+            **{**kwargs, "grant_ref": "g-2", "reason": " "},  # type: ignore[arg-type]
+        )
     with pytest.raises(InvalidCommand):
-        app.grant_credits(**{**kwargs, "grant_ref": "g-3", "amount_micros": -1})  # type: ignore[arg-type]
+        app.grant_credits(
+            authorization=OPERATOR, **{**kwargs, "grant_ref": "g-3", "amount_micros": -1}
+        )  # type: ignore[arg-type]
 
 
 def test_revoke_is_owner_only_and_idempotent(app: PryvApplication) -> None:
     created = app.create_key(
+        authorization=OPERATOR,
         wallet=WALLET,
         name="k",
         env="test",
@@ -181,9 +195,9 @@ def test_revoke_is_owner_only_and_idempotent(app: PryvApplication) -> None:
     )
     key_id = created.issued.key_id
     with pytest.raises(NotFound):
-        app.revoke_key(wallet="0x" + "b" * 40, key_id=key_id, reason="x")
-    first = app.revoke_key(wallet=WALLET, key_id=key_id, reason="x")
-    second = app.revoke_key(wallet=WALLET, key_id=key_id, reason="x")
+        app.revoke_key(wallet="0x" + "b" * 40, key_id=key_id, reason="x", authorization=OPERATOR)
+    first = app.revoke_key(wallet=WALLET, key_id=key_id, reason="x", authorization=OPERATOR)
+    second = app.revoke_key(wallet=WALLET, key_id=key_id, reason="x", authorization=OPERATOR)
     assert not first.duplicate and second.duplicate
     assert topics_in_log(app).count(topics.KEY_REVOKED) == 1
 
@@ -204,7 +218,7 @@ def test_expire_holds_settles_only_expired_open_holds(app: PryvApplication) -> N
 
 
 def test_log_uses_pinned_topics_and_plain_json(app: PryvApplication) -> None:
-    app.record_purchase(source_id="cs_9", wallet=WALLET, usd_micros=1)
+    app.record_purchase(source_id="cs_9", wallet=WALLET, usd_micros=1, evidence=stripe())
     envelopes = app.read_log(0, 100)
     assert [e.topic for e in envelopes] == [topics.ACCOUNT_OPENED, topics.PURCHASE_COMPLETED]
     assert envelopes[1].data["credits_micros"] == 1
@@ -230,8 +244,8 @@ def test_settlement_beyond_the_hold_charges_the_hold_and_records_the_shortfall(
 
 def test_rejected_payment_is_recorded_once(app: PryvApplication) -> None:
     kwargs = dict(source_id="cs_jpy", reason="currency 'jpy' is not 'usd'", currency="jpy")
-    first = app.record_rejected_payment(amount_minor=1000, **kwargs)  # type: ignore[arg-type]
-    again = app.record_rejected_payment(amount_minor=1000, **kwargs)  # type: ignore[arg-type]
+    first = app.record_rejected_payment(amount_minor=1000, evidence=stripe(), **kwargs)  # type: ignore[arg-type]
+    again = app.record_rejected_payment(amount_minor=1000, evidence=stripe(), **kwargs)  # type: ignore[arg-type]
     assert not first.duplicate and again.duplicate
     assert topics_in_log(app).count(topics.PAYMENT_REJECTED) == 1
     assert topics.PURCHASE_COMPLETED not in topics_in_log(app)

@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 from api.app import create_app
 from bootstrap.platform import open_application
 from infra.settings import Settings
+from tests.evidence import OPERATOR
 from tests.wallets import SigningWallet
 
 CATALOG = """
@@ -64,6 +65,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     app = open_application(settings_)
     try:
         token = app.create_key(
+            authorization=OPERATOR,
             wallet=wallet.address,
             name="fuzz",
             env="test",
@@ -75,6 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
             pepper=b"fuzz",
         ).issued.token
         app.grant_credits(
+            authorization=OPERATOR,
             wallet=wallet.address,
             env="test",
             amount_micros=10**10,

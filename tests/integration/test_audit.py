@@ -49,6 +49,7 @@ from infra.checkpoints import (
     trusted_sealer_addresses,
 )
 from infra.settings import Settings
+from tests.evidence import OPERATOR, stripe
 from tests.holds import place_hold
 from tests.integration.test_relay_crash import relay_env
 
@@ -62,6 +63,7 @@ def write_history(platform: Platform, tag: str = "") -> None:
     app = platform.app
     for n, wallet in enumerate(WALLETS):
         key_id = app.create_key(
+            authorization=OPERATOR,
             wallet=wallet,
             name=f"key-{n}{tag}",
             env="live",
@@ -72,9 +74,14 @@ def write_history(platform: Platform, tag: str = "") -> None:
             expires_at=None,
             pepper=platform.settings.key_pepper,
         ).issued.key_id
-        app.change_key_limits(wallet=wallet, key_id=key_id, changes={"rpm": 30})
-        app.record_purchase(source_id=f"cs_{n}{tag}", wallet=wallet, usd_micros=20_000_000)
+        app.change_key_limits(
+            wallet=wallet, key_id=key_id, changes={"rpm": 30}, authorization=OPERATOR
+        )
+        app.record_purchase(
+            source_id=f"cs_{n}{tag}", wallet=wallet, usd_micros=20_000_000, evidence=stripe()
+        )
         app.grant_credits(
+            authorization=OPERATOR,
             wallet=wallet,
             env="test",
             amount_micros=1_000_000,
@@ -102,7 +109,7 @@ def write_history(platform: Platform, tag: str = "") -> None:
                     outcome="ok",
                 )
         if n == 0:
-            app.revoke_key(wallet=wallet, key_id=key_id, reason="rotated")
+            app.revoke_key(wallet=wallet, key_id=key_id, reason="rotated", authorization=OPERATOR)
 
 
 @pytest.fixture
@@ -324,7 +331,13 @@ async def test_running_sealer_checkpoints_on_time_and_on_stop(
     wallet = WALLETS[1]
     async with running_sealer(app, platform.settings, every_events=1000, every_seconds=0.2):
         app.grant_credits(
-            wallet=wallet, env="live", amount_micros=1, reason="r", granted_by="t", grant_ref="a"
+            authorization=OPERATOR,
+            wallet=wallet,
+            env="live",
+            amount_micros=1,
+            reason="r",
+            granted_by="t",
+            grant_ref="a",
         )
         size = app.max_position()
         for _ in range(100):  # fewer than every_events: sealed once every_seconds have passed
@@ -335,7 +348,13 @@ async def test_running_sealer_checkpoints_on_time_and_on_stop(
         else:
             pytest.fail("no time-based checkpoint")
         app.grant_credits(
-            wallet=wallet, env="live", amount_micros=1, reason="r", granted_by="t", grant_ref="b"
+            authorization=OPERATOR,
+            wallet=wallet,
+            env="live",
+            amount_micros=1,
+            reason="r",
+            granted_by="t",
+            grant_ref="b",
         )
     latest = await store.latest()  # stopping sealed the pending event
     assert latest is not None and latest.tree_size == len(app.read_log(0, 100))
@@ -1046,6 +1065,7 @@ async def test_serve_with_workers_seals_on_production_backends(
     try:
         await asyncio.to_thread(
             platform.app.grant_credits,
+            authorization=OPERATOR,
             wallet=WALLETS[0],
             env="test",
             amount_micros=1,

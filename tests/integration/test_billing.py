@@ -23,6 +23,7 @@ from domain import ids, topics
 from domain.reconciliation import Kind, Status
 from infra.settings import Settings
 from projections import balance, ledger
+from tests.evidence import stripe
 from tests.fakes.stripe_api import FakeStripe, running_fake_stripe, webhook_request
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway
@@ -451,6 +452,7 @@ async def test_reconcile_passes_clean_and_names_each_planted_mismatch(
     # 2. credited in our ledger, unknown to Stripe -> missing in Stripe
     await asyncio.to_thread(
         gateway.platform.app.record_purchase,
+        evidence=stripe(),
         source_id="cs_ghost",
         wallet=wallet.address,
         usd_micros=5_000_000,

@@ -23,6 +23,7 @@ from domain.api_keys import parse_api_key
 from domain.envelope import EventEnvelope
 from infra.settings import Settings
 from projections import keys as keys_projection
+from tests.evidence import OPERATOR
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway, serving, write_catalog
 from tests.integration.test_gateway_crash import ROOT, free_port
@@ -170,6 +171,7 @@ async def test_refused_requests_do_no_pii_work_and_no_fetch(embedded: Gateway) -
     revoked = await gateway.funded_key(wallet=wallet)
     await asyncio.to_thread(
         gateway.platform.app.revoke_key,
+        authorization=OPERATOR,
         wallet=wallet,
         key_id=parse_api_key(revoked).key_id,
         reason="test",

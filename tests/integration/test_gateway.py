@@ -17,6 +17,7 @@ from domain.pricing import Usage, cost_micros
 from domain.tokens import estimate_prompt_tokens, estimate_text_tokens
 from infra.settings import Settings
 from projections import balance, ledger
+from tests.evidence import OPERATOR
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway
 
@@ -195,6 +196,7 @@ async def test_missing_and_revoked_keys(gateway: Gateway) -> None:
         assert ok.status_code == 200
         result = await asyncio.to_thread(
             gateway.platform.app.revoke_key,
+            authorization=OPERATOR,
             wallet=record.wallet,
             key_id=parsed.key_id,
             reason="test",

@@ -16,6 +16,7 @@ from commands.positions import wait_until_applied
 from domain.api_keys import hash_api_key, parse_api_key
 from projections import keys as keys_projection
 from projections.catalog import PROJECTIONS
+from tests.evidence import OPERATOR, stripe
 from tests.wallets import STALE, SigningWallet
 from workers.embedded import running_workers
 
@@ -167,6 +168,7 @@ async def test_balance_and_ledger_after_grant_and_purchase(
     wallet = SigningWallet.create()
     await asyncio.to_thread(
         platform.app.grant_credits,
+        authorization=OPERATOR,
         wallet=wallet.address,
         env="live",
         amount_micros=5_000_000,
@@ -176,6 +178,7 @@ async def test_balance_and_ledger_after_grant_and_purchase(
     )
     result = await asyncio.to_thread(
         platform.app.record_purchase,
+        evidence=stripe(),
         source_id="cs_test_1",
         wallet=wallet.address,
         usd_micros=10_000_000,
@@ -245,6 +248,7 @@ async def test_update_key_terms(client: httpx.AsyncClient, platform: Platform) -
     # The new RPM holds on the very next requests (the limits projection was awaited).
     granted = await asyncio.to_thread(
         platform.app.grant_credits,
+        authorization=OPERATOR,
         wallet=wallet.address.lower(),
         env="test",
         amount_micros=5_000_000,

@@ -50,6 +50,7 @@ from infra.oauth_state import digest
 from infra.settings import Settings
 from infra.wallet_signatures import sign_message
 from mcp_server.door import McpDoor
+from tests.evidence import OPERATOR
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, write_catalog
 from tests.tls import self_signed
@@ -244,6 +245,7 @@ async def mcp_client(
 async def fund(gateway: Gateway, wallet: SigningWallet, usd: str, env: str = "live") -> None:
     await asyncio.to_thread(
         gateway.platform.app.grant_credits,
+        authorization=OPERATOR,
         wallet=wallet.address.lower(),
         env=env,
         amount_micros=usd_to_micros(usd),
@@ -350,6 +352,7 @@ async def test_oauth_flow_tools_metering_and_revocation(gateway: McpGateway) -> 
         # Revoked in the key list (as the dashboard does): the next call is refused 401.
         await asyncio.to_thread(
             gateway.platform.app.revoke_key,
+            authorization=OPERATOR,
             wallet=wallet.address.lower(),
             key_id=connection_id,
             reason="test",

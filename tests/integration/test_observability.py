@@ -13,6 +13,7 @@ import pytest
 from bootstrap.platform import open_platform
 from infra.log_format import JsonLogFormatter
 from infra.settings import Settings
+from tests.evidence import OPERATOR
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway, serving
 
@@ -69,6 +70,7 @@ async def test_readyz_fails_while_projections_lag(services_settings: Settings) -
         for n in range(5):
             await asyncio.to_thread(
                 platform.app.grant_credits,
+                authorization=OPERATOR,
                 wallet="0x" + "cd" * 20,
                 env="live",
                 amount_micros=1,

@@ -19,6 +19,7 @@ from infra.settings import Settings
 from projections import balance
 from projections.catalog import PROJECTIONS
 from projections.finance import live_postings
+from tests.evidence import OPERATOR
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_harness import Gateway, running_gateway
 from tests.integration.test_relay_crash import relay_env
@@ -126,6 +127,7 @@ async def test_status_shows_lag_of_a_stopped_projector_and_recovery(
         for n in range(5):  # events while no projector runs
             await asyncio.to_thread(
                 platform.app.grant_credits,
+                authorization=OPERATOR,
                 wallet="0x" + "ab" * 20,
                 env="live",
                 amount_micros=1,

@@ -13,6 +13,7 @@ from infra.read_store_memory import MemoryReadStore
 from projections import balance
 from projections.catalog import PROJECTIONS, writes_for
 from projections.replay import replay_log
+from tests.evidence import OPERATOR, stripe
 from tests.holds import place_hold
 from workers.embedded import running_workers
 from workers.projector import Projector
@@ -26,6 +27,7 @@ def write_history(platform: Platform) -> None:
     app = platform.app
     for n, wallet in enumerate(WALLETS):
         created = app.create_key(
+            authorization=OPERATOR,
             wallet=wallet,
             name=f"key-{n}",
             env="live",
@@ -37,9 +39,14 @@ def write_history(platform: Platform) -> None:
             pepper=b"p",
         )
         key_id = created.issued.key_id
-        app.change_key_limits(wallet=wallet, key_id=key_id, changes={"rpm": 30})
-        app.record_purchase(source_id=f"cs_{n}", wallet=wallet, usd_micros=20_000_000)
+        app.change_key_limits(
+            wallet=wallet, key_id=key_id, changes={"rpm": 30}, authorization=OPERATOR
+        )
+        app.record_purchase(
+            source_id=f"cs_{n}", wallet=wallet, usd_micros=20_000_000, evidence=stripe()
+        )
         app.grant_credits(
+            authorization=OPERATOR,
             wallet=wallet,
             env="test",
             amount_micros=1_000_000,
@@ -67,9 +74,10 @@ def write_history(platform: Platform) -> None:
                     outcome="ok",
                 )
         if n == 0:
-            app.revoke_key(wallet=wallet, key_id=key_id, reason="rotated")
+            app.revoke_key(wallet=wallet, key_id=key_id, reason="rotated", authorization=OPERATOR)
         # Reversals: a partial refund, a dispute, and (for one wallet) its reinstatement.
         app.record_refund(
+            evidence=stripe(),
             charge_id=f"ch_{n}",
             payment_intent=f"pi_{n}",
             wallet=wallet,
@@ -86,9 +94,9 @@ def write_history(platform: Platform) -> None:
             credits_micros=3_000_000,
             reason="fraudulent",
         )
-        app.record_dispute(**dispute)  # type: ignore[arg-type]
+        app.record_dispute(evidence=stripe(), **dispute)  # type: ignore[arg-type]
         if n == 1:
-            app.record_dispute_reinstated(status="won", **dispute)  # type: ignore[arg-type]
+            app.record_dispute_reinstated(status="won", evidence=stripe(), **dispute)  # type: ignore[arg-type]
 
 
 async def settled_dump(platform: Platform) -> str:
@@ -146,6 +154,7 @@ async def test_a_projector_rebuilds_a_read_store_that_lost_its_data(platform: Pl
         await platform.read_store.clear()  # what a Redis restart without persistence does
         await asyncio.to_thread(
             platform.app.grant_credits,
+            authorization=OPERATOR,
             wallet=WALLETS[1],
             env="live",
             amount_micros=7,
