@@ -7,6 +7,8 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,34 +18,77 @@ if TYPE_CHECKING:
     from projections.store import ReadStore
 
 
-async def build_report(platform: Platform, stripe_csv: Path | None) -> Report:
-    from domain.reconciliation import AccountCheck, reconcile
+PAGE = 2000  # events per read: the fold keeps only what finance reports
+STRIPE_SLACK = timedelta(days=2)  # Stripe's records are read this far around a period
+
+
+@dataclass
+class FinanceReport:
+    """The reconciliation and the wallets its accounts belong to (for CSV)."""
+
+    report: Report
+    wallets: dict[str, str]
+
+
+async def build_report(
+    platform: Platform,
+    stripe_csv: Path | None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Report:
+    return (await build_finance_report(platform, stripe_csv, start=start, end=end)).report
+
+
+async def build_finance_report(
+    platform: Platform,
+    stripe_csv: Path | None,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> FinanceReport:
+    """Ledger vs Stripe over [start, end): the log is paged through once (bounded memory), and
+    Stripe's records are streamed too. Account balance checks are over the whole history
+    (a balance is cumulative), whatever the period."""
+    from domain.reconciliation import AccountCheck, PaymentFact, in_period, reconcile
     from infra.read_store_memory import MemoryReadStore
-    from infra.stripe_billing import facts_from_balance_transactions, facts_from_csv
+    from infra.stripe_billing import fact_from_balance_transaction, facts_from_csv
     from projections import balance
-    from projections.finance import live_postings, payment_facts, rejected_payments, shortfalls
+    from projections.finance import FinanceFold
     from projections.replay import replay_log
 
-    events = await asyncio.to_thread(platform.app.read_log, 0, 10_000_000)
+    fold = FinanceFold()
+    after = 0
+    while page := await asyncio.to_thread(platform.app.read_log, after, PAGE):
+        for event in page:
+            fold.feed(event)
+        after = page[-1].position
+    stripe_facts: list[PaymentFact] = []
     if stripe_csv is not None:
-        stripe_facts = facts_from_csv(stripe_csv)
+        since = start - STRIPE_SLACK if start else None
+        until = end + STRIPE_SLACK if end else None
+        stripe_facts = [f for f in facts_from_csv(stripe_csv) if in_period(f.at, since, until)]
     elif platform.billing.configured:
-        stripe_facts = facts_from_balance_transactions(
-            await platform.billing.balance_transactions()
-        )
+        async for row in platform.billing.balance_transactions(
+            since=start - STRIPE_SLACK if start else None,
+            until=end + STRIPE_SLACK if end else None,
+        ):
+            fact = fact_from_balance_transaction(row)
+            if fact is not None:
+                stripe_facts.append(fact)
     else:
         raise ValueError("give --stripe-csv, or configure PRYV_STRIPE_SECRET_KEY")
     store: ReadStore = platform.read_store
-    if not platform.settings.redis_url:  # embedded: the projection, rebuilt from the log
+    if not platform.settings.redis_url:  # embedded: the balance projection, rebuilt from the log
         store = MemoryReadStore()
-        await replay_log(platform.app.read_log, store)
+        await replay_log(platform.app.read_log, store, names=(balance.NAME,), page_size=PAGE)
     checks = []
-    for account, postings in live_postings(events).items():
+    for account, postings in fold.postings.items():
         projected = await balance.read_balance(store, account, "live")
         checks.append(AccountCheck(account, projected.balance_micros, postings))
-    report = reconcile(payment_facts(events), stripe_facts, checks, rejected_payments(events))
-    report.shortfalls = shortfalls(events)
-    return report
+    report = reconcile(fold.payments, stripe_facts, checks, fold.rejected, start=start, end=end)
+    report.shortfalls = fold.shortfalls
+    return FinanceReport(report, fold.wallets)
 
 
 def _usd(micros: int | None) -> str:
@@ -83,6 +128,12 @@ def render(report: Report) -> str:
                 f"{rejected.source_id:<40} {rejected.amount_minor:>12} "
                 f"{rejected.currency:<4} {rejected.reason}"
             )
+    totals = report.stripe_totals()
+    rows.append("")
+    rows.append(
+        "stripe: "
+        + ", ".join(f"{name}={_usd(micros)}" for name, micros in totals.items() if micros)
+    )
     rows.append("")
     counts = report.counts()
     rows.append("summary: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
@@ -95,6 +146,7 @@ def as_json(report: Report) -> str:
         {
             "clean": report.clean,
             "counts": report.counts(),
+            "stripeTotalsMicros": report.stripe_totals(),
             "lines": [
                 {
                     "kind": ln.kind.value,
@@ -103,6 +155,10 @@ def as_json(report: Report) -> str:
                     "stripeMicros": ln.stripe_usd_micros,
                     "status": ln.status.value,
                     "references": ln.references,
+                    "at": ln.at.isoformat() if ln.at else None,
+                    "currency": ln.currency,
+                    "stripeFeeMicros": ln.stripe_fee_usd_micros,
+                    "stripeNetMicros": ln.stripe_net_usd_micros,
                 }
                 for ln in report.lines
             ],
@@ -139,6 +195,22 @@ def as_json(report: Report) -> str:
     )
 
 
+CSV_COLUMNS = (
+    "section",
+    "kind",
+    "key",
+    "wallet",
+    "at",
+    "currency",
+    "ledger_usd",
+    "stripe_usd",
+    "stripe_fee_usd",
+    "stripe_net_usd",
+    "status",
+    "references",
+)
+
+
 def as_csv(report: Report, wallets: dict[str, str]) -> str:
     """One row per payment line and per account check, accounts named by their wallet."""
     import csv
@@ -146,9 +218,7 @@ def as_csv(report: Report, wallets: dict[str, str]) -> str:
 
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        ["section", "kind", "key", "wallet", "ledger_usd", "stripe_usd", "status", "references"]
-    )
+    writer.writerow(CSV_COLUMNS)
     for ln in report.lines:
         writer.writerow(
             [
@@ -156,8 +226,12 @@ def as_csv(report: Report, wallets: dict[str, str]) -> str:
                 ln.kind.value,
                 ln.key,
                 "",
+                ln.at.isoformat() if ln.at else "",
+                ln.currency,
                 "" if ln.ledger_usd_micros is None else _usd(ln.ledger_usd_micros),
                 "" if ln.stripe_usd_micros is None else _usd(ln.stripe_usd_micros),
+                _usd(ln.stripe_fee_usd_micros) if ln.stripe_usd_micros is not None else "",
+                "" if ln.stripe_net_usd_micros is None else _usd(ln.stripe_net_usd_micros),
                 ln.status.value,
                 ln.references,
             ]
@@ -169,36 +243,51 @@ def as_csv(report: Report, wallets: dict[str, str]) -> str:
                 "balance",
                 a.account_id,
                 wallets.get(a.account_id, ""),
+                "",
+                "usd",
                 _usd(a.postings_micros),
+                "",
+                "",
                 "",
                 "ok" if a.ok else f"projected {_usd(a.projected_micros)}",
                 "",
             ]
         )
+    for name, micros in report.stripe_totals().items():
+        writer.writerow(["total", name, "", "", "", "usd", "", _usd(micros), "", "", "", ""])
     return out.getvalue().rstrip("\n")
+
+
+def _moment(text: str | None, flag: str) -> datetime | None:
+    """An ISO-8601 date or time; a bare date is midnight UTC, a time without zone is UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag} must be an ISO-8601 date or time, not {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from bootstrap.platform import open_platform
-    from domain import topics
     from infra.settings import Settings
 
-    wallets: dict[str, str] = {}
+    start, end = _moment(args.start, "--from"), _moment(args.end, "--to")
+    if start and end and start >= end:
+        raise ValueError("--from must be before --to")
 
-    async def run() -> Report:
+    async def run() -> FinanceReport:
         platform = await open_platform(Settings.from_env(create=False))
         try:
-            if args.format == "csv":
-                for event in await asyncio.to_thread(platform.app.read_log, 0, 10_000_000):
-                    if event.topic == topics.ACCOUNT_OPENED:
-                        wallets[event.originator_id] = event.data["wallet"]
-            return await build_report(platform, args.stripe_csv)
+            return await build_finance_report(platform, args.stripe_csv, start=start, end=end)
         finally:
             await platform.close()
 
-    report = asyncio.run(run())
+    result = asyncio.run(run())
+    report = result.report
     if args.format == "csv":
-        text = as_csv(report, wallets)
+        text = as_csv(report, result.wallets)
     else:
         text = as_json(report) if args.json or args.format == "json" else render(report)
     sys.stdout.write(text + "\n")
@@ -280,6 +369,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     rec.add_argument(
         "--stripe-csv", type=Path, help="Stripe's itemized balance-change CSV export (offline)"
     )
+    rec.add_argument(
+        "--from", dest="start", help="ISO-8601 date or time, inclusive (UTC unless given)"
+    )
+    rec.add_argument("--to", dest="end", help="ISO-8601 date or time, exclusive")
     rec.add_argument("--json", action="store_true", help="the same as --format json")
     rec.add_argument("--format", choices=["text", "json", "csv"], default="text")
     rec.set_defaults(func=cmd_reconcile)

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+
+LEDGER_CURRENCY = "usd"  # what Pryv credits; money in another currency is never matched
 
 
 class Kind(StrEnum):
@@ -27,6 +30,7 @@ class Status(StrEnum):
     REJECTED = "rejected"  # paid, and refused credit on purpose (wrong currency, no wallet)
     MISSING_IN_STRIPE = "missing_in_stripe"
     AMOUNT_MISMATCH = "amount_mismatch"
+    CURRENCY_MISMATCH = "currency_mismatch"  # Stripe moved it in a currency Pryv never credits
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,10 @@ class PaymentFact:
     key: str  # payment intent (charge), charge id (refund), dispute id (dispute, reversal)
     usd_micros: int  # always positive: money in for charges and reversals, out otherwise
     reference: str = ""  # checkout session, balance transaction id, ... (for people)
+    at: datetime | None = None  # when it happened (event time; Stripe's `created`)
+    currency: str = LEDGER_CURRENCY
+    fee_usd_micros: int = 0  # Stripe's fee on it (Stripe's side only)
+    net_usd_micros: int | None = None  # what it moved in Stripe's balance (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,10 @@ class Line:
     stripe_usd_micros: int | None
     status: Status
     references: str
+    at: datetime | None = None  # the earliest time either side records
+    stripe_fee_usd_micros: int = 0
+    stripe_net_usd_micros: int | None = None
+    currency: str = LEDGER_CURRENCY
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,25 @@ class Report:
             a.ok for a in self.accounts
         )
 
+    def stripe_totals(self) -> dict[str, int]:
+        """Stripe's side of the reported lines, in micro-USD: gross per kind, fees and net
+        (net = what reached the balance: gross in, refunds and disputes out, minus fees).
+        Lines in a foreign currency are left out (their amounts are not dollars)."""
+        out = {f"{kind.value}_gross": 0 for kind in Kind}
+        out["fees"] = out["net"] = 0
+        for line in self.lines:
+            if line.stripe_usd_micros is None or line.status is Status.CURRENCY_MISMATCH:
+                continue
+            out[f"{line.kind.value}_gross"] += line.stripe_usd_micros
+            out["fees"] += line.stripe_fee_usd_micros
+            if line.stripe_net_usd_micros is not None:
+                out["net"] += line.stripe_net_usd_micros
+            else:
+                inflow = line.kind in (Kind.CHARGE, Kind.DISPUTE_REVERSAL)
+                signed = line.stripe_usd_micros if inflow else -line.stripe_usd_micros
+                out["net"] += signed - line.stripe_fee_usd_micros
+        return out
+
     def counts(self) -> dict[str, int]:
         out = {status.value: 0 for status in Status}
         for line in self.lines:
@@ -104,14 +135,46 @@ class Report:
         return out
 
 
-def _totals(facts: Iterable[PaymentFact]) -> dict[tuple[Kind, str], tuple[int, list[str]]]:
-    sums: dict[tuple[Kind, str], int] = defaultdict(int)
-    refs: dict[tuple[Kind, str], list[str]] = defaultdict(list)
-    for fact in facts:
-        sums[(fact.kind, fact.key)] += fact.usd_micros
+@dataclass
+class _Side:
+    """One side's facts for one (kind, key), summed."""
+
+    usd_micros: int = 0
+    references: list[str] = field(default_factory=list)
+    at: datetime | None = None
+    currencies: set[str] = field(default_factory=set)
+    fee_usd_micros: int = 0
+    net_usd_micros: int | None = None
+
+    def add(self, fact: PaymentFact) -> None:
+        self.usd_micros += fact.usd_micros
         if fact.reference:
-            refs[(fact.kind, fact.key)].append(fact.reference)
-    return {k: (v, refs[k]) for k, v in sums.items()}
+            self.references.append(fact.reference)
+        if fact.at is not None and (self.at is None or fact.at < self.at):
+            self.at = fact.at
+        self.currencies.add(fact.currency.lower())
+        self.fee_usd_micros += fact.fee_usd_micros
+        if fact.net_usd_micros is not None:
+            self.net_usd_micros = (self.net_usd_micros or 0) + fact.net_usd_micros
+
+
+def _totals(facts: Iterable[PaymentFact]) -> dict[tuple[Kind, str], _Side]:
+    sides: dict[tuple[Kind, str], _Side] = defaultdict(_Side)
+    for fact in facts:
+        sides[(fact.kind, fact.key)].add(fact)
+    return dict(sides)
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
+
+
+def in_period(at: datetime | None, start: datetime | None, end: datetime | None) -> bool:
+    """[start, end); a line with no time at all is kept (never hidden by a filter)."""
+    if at is None:
+        return True
+    return (start is None or at >= start) and (end is None or at < end)
 
 
 def reconcile(
@@ -119,9 +182,14 @@ def reconcile(
     stripe: Iterable[PaymentFact],
     accounts: Iterable[AccountCheck] = (),
     rejected: Iterable[RejectedPayment] = (),
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> Report:
     """`rejected`: payments recorded as refused credit; their charges are `rejected`, not
-    missing (still not clean: the money is to be refunded)."""
+    missing (still not clean: the money is to be refunded). `start`/`end`: report only the
+    lines whose earliest fact (on either side) falls in [start, end) — matched over the whole
+    history first, so a payment whose webhook landed after midnight is not split in two."""
     ours, theirs = _totals(ledger), _totals(stripe)
     refused = list(rejected)
     refused_keys = {key for r in refused for key in (r.source_id, r.payment_intent) if key}
@@ -130,25 +198,37 @@ def reconcile(
     )
     for kind, key in sorted(set(ours) | set(theirs)):
         mine, stripes = ours.get((kind, key)), theirs.get((kind, key))
+        at = _earliest(mine.at if mine else None, stripes.at if stripes else None)
+        if not in_period(at, start, end):
+            continue
+        foreign = sorted((stripes.currencies if stripes else set()) - {LEDGER_CURRENCY})
         if mine is None and kind is Kind.CHARGE and key in refused_keys:
             status = Status.REJECTED
+        elif foreign:
+            status = Status.CURRENCY_MISMATCH
         elif mine is None:
             status = Status.MISSING_IN_LEDGER
         elif stripes is None:
             status = Status.MISSING_IN_STRIPE
-        elif mine[0] != stripes[0]:
+        elif mine.usd_micros != stripes.usd_micros:
             status = Status.AMOUNT_MISMATCH
         else:
             status = Status.MATCHED
-        references = sorted(set((mine[1] if mine else []) + (stripes[1] if stripes else [])))
+        references = sorted(
+            set((mine.references if mine else []) + (stripes.references if stripes else []))
+        )
         report.lines.append(
             Line(
                 kind,
                 key,
-                mine[0] if mine else None,
-                stripes[0] if stripes else None,
+                mine.usd_micros if mine else None,
+                stripes.usd_micros if stripes else None,
                 status,
                 " ".join(references),
+                at=at,
+                stripe_fee_usd_micros=stripes.fee_usd_micros if stripes else 0,
+                stripe_net_usd_micros=stripes.net_usd_micros if stripes else None,
+                currency=",".join(foreign) or LEDGER_CURRENCY,
             )
         )
     return report

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,20 +181,29 @@ class StripeBilling:
             raise BillingUnavailable(f"could not read payment {payment_intent}") from exc
         return {str(k): str(v) for k, v in (intent.to_dict().get("metadata") or {}).items()}
 
-    async def balance_transactions(self) -> list[dict[str, Any]]:
-        """Every balance transaction, sources expanded (charge, refund or dispute objects)."""
+    async def balance_transactions(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Balance transactions created in [since, until), sources expanded (charge, refund or
+        dispute objects), page by page: never the whole history in memory."""
         client = self._require()
-        rows: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 100, "expand": ["data.source"]}
+        created: dict[str, int] = {}
+        if since is not None:
+            created["gte"] = int(since.timestamp())
+        if until is not None:
+            created["lt"] = int(until.timestamp())
+        if created:
+            params["created"] = created
         try:
             page = await client.v1.balance_transactions.list_async(
-                params={"limit": 100, "expand": ["data.source"]},
+                params=params,  # type: ignore[arg-type]
                 options={"max_network_retries": 2},
             )
             async for txn in page.auto_paging_iter():
-                rows.append(txn.to_dict())
+                yield txn.to_dict()
         except stripe.StripeError as exc:
             raise BillingUnavailable(f"Stripe could not be reached: {type(exc).__name__}") from exc
-        return rows
 
     def verify_webhook(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """The event, if Stripe-Signature proves Stripe sent exactly these bytes recently."""
@@ -215,6 +226,23 @@ def _major_units_to_micros(value: str) -> int:
     return abs(usd_to_micros(value.strip()))
 
 
+def _signed_major_units(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    return usd_to_micros(value.strip())
+
+
+def _csv_time(value: str | None) -> datetime | None:
+    """Stripe's report times are UTC ("2026-12-01 10:00:00")."""
+    if not value or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise StripeCsvError(f"created_utc {value!r} is not a time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 CSV_COLUMNS = frozenset(
     {
         "balance_transaction_id",
@@ -235,10 +263,10 @@ class StripeCsvError(PryvError, ValueError):
     code = "invalid_stripe_csv"
 
 
-def facts_from_csv(path: Path) -> list[PaymentFact]:
-    """Stripe's itemized balance-change export (one row per balance transaction). A file
-    without its columns is refused (it would read as no payments at all)."""
-    facts = []
+def facts_from_csv(path: Path) -> Iterator[PaymentFact]:
+    """Stripe's itemized balance-change export (one row per balance transaction), streamed.
+    A file without its columns is refused (it would read as no payments at all); `fee`, `net`
+    and `created_utc` are used when present."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         missing = sorted(CSV_COLUMNS - set(reader.fieldnames or ()))
@@ -249,32 +277,49 @@ def facts_from_csv(path: Path) -> list[PaymentFact]:
             )
         for row in reader:
             category = (row.get("reporting_category") or "").strip()
-            txn = row.get("balance_transaction_id", "")
-            amount = _major_units_to_micros(row.get("gross") or "0")
             if category == "charge":
-                facts.append(PaymentFact(Kind.CHARGE, row["payment_intent_id"], amount, txn))
+                kind, key = Kind.CHARGE, row["payment_intent_id"]
             elif category == "refund":
-                facts.append(PaymentFact(Kind.REFUND, row["charge_id"], amount, txn))
+                kind, key = Kind.REFUND, row["charge_id"]
             elif category in ("dispute", "dispute_reversal"):
-                key = row.get("dispute_id") or row["source_id"]
-                facts.append(PaymentFact(Kind(category), key, amount, txn))
-    return facts
+                kind, key = Kind(category), row.get("dispute_id") or row["source_id"]
+            else:
+                continue
+            yield PaymentFact(
+                kind,
+                key,
+                _major_units_to_micros(row.get("gross") or "0"),
+                row.get("balance_transaction_id", ""),
+                at=_csv_time(row.get("created_utc")),
+                currency=(row.get("currency") or BILLING_CURRENCY).strip().lower(),
+                fee_usd_micros=abs(_signed_major_units(row.get("fee")) or 0),
+                net_usd_micros=_signed_major_units(row.get("net")),
+            )
 
 
-def facts_from_balance_transactions(rows: list[dict[str, Any]]) -> list[PaymentFact]:
-    """The same facts from the API's balance transactions (sources expanded)."""
-    facts = []
-    for row in rows:
-        source = row.get("source") if isinstance(row.get("source"), dict) else {}
-        assert isinstance(source, dict)
-        category = row.get("reporting_category") or row.get("type")
-        amount = cents_to_micros(abs(int(row.get("amount") or 0)))
-        txn = str(row.get("id", ""))
-        if category == "charge":
-            key = source.get("payment_intent") or source.get("id") or ""
-            facts.append(PaymentFact(Kind.CHARGE, str(key), amount, txn))
-        elif category == "refund":
-            facts.append(PaymentFact(Kind.REFUND, str(source.get("charge") or ""), amount, txn))
-        elif category in ("dispute", "dispute_reversal"):
-            facts.append(PaymentFact(Kind(category), str(source.get("id") or ""), amount, txn))
-    return facts
+def fact_from_balance_transaction(row: dict[str, Any]) -> PaymentFact | None:
+    """The payment fact of one API balance transaction (source expanded); None for the
+    kinds reconciliation does not match (payouts, fees, adjustments...)."""
+    source = row.get("source") if isinstance(row.get("source"), dict) else {}
+    assert isinstance(source, dict)
+    category = row.get("reporting_category") or row.get("type")
+    if category == "charge":
+        kind, key = Kind.CHARGE, source.get("payment_intent") or source.get("id") or ""
+    elif category == "refund":
+        kind, key = Kind.REFUND, source.get("charge") or ""
+    elif category in ("dispute", "dispute_reversal"):
+        kind, key = Kind(category), source.get("id") or ""
+    else:
+        return None
+    created = row.get("created")
+    net = row.get("net")
+    return PaymentFact(
+        kind,
+        str(key),
+        cents_to_micros(abs(int(row.get("amount") or 0))),
+        str(row.get("id", "")),
+        at=datetime.fromtimestamp(int(created), UTC) if created is not None else None,
+        currency=str(row.get("currency") or BILLING_CURRENCY).lower(),
+        fee_usd_micros=cents_to_micros(abs(int(row.get("fee") or 0))),
+        net_usd_micros=None if net is None else cents_to_micros(int(net)),
+    )

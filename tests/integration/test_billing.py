@@ -588,6 +588,22 @@ def test_reconcile_cli_exit_codes(tmp_path: Path) -> None:
     assert dirty.returncode == 1
     assert json.loads(dirty.stdout)["counts"]["missing_in_ledger"] == 1
     assert os.path.exists(settings.data_dir / "events.sqlite")
+    # A period that leaves the stray charge out is clean; one that keeps it is not.
+    later = [*run, str(stray), "--from", "2026-02-01"]
+    assert subprocess.run(later, env=env, cwd=ROOT, capture_output=True).returncode == 0
+    january = [*run[:-1], "--format", "csv", "--stripe-csv", str(stray), "--to", "2026-02-01"]
+    in_january = subprocess.run(january, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert in_january.returncode == 1, in_january.stderr
+    header_row, first = in_january.stdout.splitlines()[:2]
+    assert header_row.startswith("section,kind,key,wallet,at,currency,ledger_usd,stripe_usd")
+    assert first == (
+        "payment,charge,pi_1,,2026-01-01T00:00:00+00:00,usd,,10.000000,0.000000,10.000000,"
+        "missing_in_ledger,txn_1"
+    )
+    bad = subprocess.run(
+        [*run, str(stray), "--from", "yesterday"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "--from must be an ISO-8601" in bad.stderr
 
 
 @pytest.mark.parametrize(
@@ -620,3 +636,60 @@ async def test_a_signed_session_in_another_currency_or_without_a_wallet_credits_
     assert [r.source_id for r in report.rejected_payments] == [session["id"]]
     [line] = [ln for ln in report.lines if ln.key == obj["payment_intent"]]
     assert line.status is Status.REJECTED and not report.clean  # to be refunded
+
+
+async def test_reconcile_a_period_with_stripe_fees_net_and_currency(
+    gateway: Gateway, stripe_api: FakeStripe, tmp_path: Path
+) -> None:
+    """`--from/--to` report the lines whose earliest record falls in the period (matched over
+    all history first); Stripe's fee and net are carried per line and totalled; a Stripe
+    charge in a currency Pryv never credits is a currency mismatch, not a dollar amount."""
+    from datetime import UTC, datetime
+
+    wallet = SigningWallet.create()
+    real_clock = stripe_api.clock
+    # Paid at 23:59:50 on 30 November, its webhook recorded in December: one November line.
+    november = int(datetime(2026, 11, 30, 23, 59, 50, tzinfo=UTC).timestamp())
+    stripe_api.clock = lambda: november
+    try:
+        old = await paid_checkout(gateway, stripe_api, wallet, usdAmount="10")
+    finally:
+        stripe_api.clock = real_clock
+    new = await paid_checkout(gateway, stripe_api, wallet, usdAmount="20")
+    new_charge = charge_of(stripe_api, new)
+    [txn] = [
+        t
+        for t in stripe_api.balance_transactions
+        if t["source"] == new_charge and t["type"] == "charge"
+    ]
+    stripe_api.drop_balance_transaction(txn["id"])  # the same charge, with Stripe's fee on it
+    stripe_api.plant_balance_transaction(
+        type="charge", reporting_category="charge", amount=2000, fee=88, source=new_charge
+    )
+    foreign_charge = stripe_api.plant_balance_transaction(
+        type="charge", reporting_category="charge", amount=5000, currency="eur", source=None
+    )
+    await gateway.settled()
+    old_pi = old["data"]["object"]["payment_intent"]
+    new_pi = new["data"]["object"]["payment_intent"]
+    december = datetime(2026, 12, 1, tzinfo=UTC)
+    csv_path = tmp_path / "period.csv"
+    stripe_api.export_balance_transactions_csv(csv_path)
+
+    for path in (None, csv_path):
+        after = await build_report(gateway.platform, path, start=december)
+        keys = {ln.key: ln for ln in after.lines}
+        assert new_pi in keys and old_pi not in keys
+        line = keys[new_pi]
+        assert line.status is Status.MATCHED
+        assert (line.stripe_fee_usd_micros, line.stripe_net_usd_micros) == (880_000, 19_120_000)
+        totals = after.stripe_totals()
+        assert totals["fees"] >= 880_000
+        [foreign] = [ln for ln in after.lines if foreign_charge["id"] in ln.references]
+        assert foreign.status is Status.CURRENCY_MISMATCH and foreign.currency == "eur"
+        assert not after.clean
+
+        before = await build_report(gateway.platform, path, end=december)
+        keys = {ln.key: ln for ln in before.lines}
+        assert old_pi in keys and new_pi not in keys
+        assert keys[old_pi].status is Status.MATCHED  # its webhook landed in December
