@@ -20,6 +20,7 @@ from gateway.chat import ChatService
 from gateway.mpp.service import MppService
 from gateway.preview import PreviewService
 from infra.log_format import configure_logging
+from infra.metrics import multiprocess
 from infra.settings import Settings, read_environment
 from mcp_server import consent, metadata, revocation
 from mcp_server.door import create_mcp_door
@@ -60,6 +61,9 @@ def create_app(
             # Load the PII engine (spaCy, ~2 s) now rather than in the first request.
             warm_up = asyncio.create_task(app.state.privacy.engine())
             stack.push_async_callback(_cancel, warm_up)
+            if multiprocess():  # `--processes N`: this process's counts reach every scrape
+                syncing = asyncio.create_task(_sync_metrics(app.state.metrics))
+                stack.push_async_callback(_cancel, syncing)
             yield
 
     app = FastAPI(
@@ -118,6 +122,12 @@ def create_app(
         platform.writer.batch_observers.append(metrics.batch_size.observe)
         _attach_services(app, platform)
     return app
+
+
+async def _sync_metrics(metrics: observability.Metrics, every: float = 5.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        metrics.sync()
 
 
 async def _cancel(task: asyncio.Task[object]) -> None:

@@ -1,7 +1,8 @@
 """Health, readiness, Prometheus metrics and structured access logs.
 
 The access log is one JSON line per request (method, route template, status, duration, request
-id) — never headers, bodies, prompts or keys. Metrics are per process (scrape every API process).
+id) — never headers, bodies, prompts or keys. Metrics cover every API process: with
+`--processes N` they run in prometheus_client's multiprocess mode (infra/metrics.py).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
@@ -25,6 +26,7 @@ from api.context import platform_of
 from domain.merkle import Checkpoint
 from infra.checkpoints import open_checkpoint_store
 from infra.log_format import REQUEST_ID
+from infra.metrics import ReadCounters, SyncedCounters, exposition, multiprocess
 from infra.upstreams import UpstreamStats
 from projections import balance
 from projections.catalog import PROJECTIONS
@@ -39,9 +41,13 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+_GAUGE_MODE: Final = "mostrecent"  # multiprocess: the value the latest scrape set, in any process
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._synced: list[SyncedCounters] = []
         self.requests = Counter(
             "pryv_http_requests",
             "HTTP requests",
@@ -61,29 +67,58 @@ class Metrics:
             registry=self.registry,
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
         )
-        self.holds_open = Gauge("pryv_holds_open", "Holds not yet settled", registry=self.registry)
+        self.holds_open = Gauge(
+            "pryv_holds_open",
+            "Holds not yet settled",
+            registry=self.registry,
+            multiprocess_mode=_GAUGE_MODE,
+        )
         self.log_position = Gauge(
-            "pryv_event_log_position", "Last notification id in the log", registry=self.registry
+            "pryv_event_log_position",
+            "Last notification id in the log",
+            registry=self.registry,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.projection_lag = Gauge(
             "pryv_projection_lag_events",
             "Log positions a projection is behind",
             ["projection"],
             registry=self.registry,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.relay_lag = Gauge(
-            "pryv_relay_lag_events", "Log positions the bus is behind", registry=self.registry
+            "pryv_relay_lag_events",
+            "Log positions the bus is behind",
+            registry=self.registry,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.sealer_lag = Gauge(
             "pryv_sealer_lag_events",
             "Log positions beyond the last checkpoint (not sealed yet)",
             registry=self.registry,
+            multiprocess_mode=_GAUGE_MODE,
         )
         self.checkpoint_age = Gauge(
             "pryv_checkpoint_age_seconds",
             "Seconds since the last checkpoint was signed (0 before the first)",
             registry=self.registry,
+            multiprocess_mode=_GAUGE_MODE,
         )
+
+        # One series per API process (multiprocess mode labels each with its pid): which
+        # processes a scrape speaks for, and when each started.
+        self.started = Gauge(
+            "pryv_process_start_time_seconds",
+            "When this API process started (Unix time)",
+            registry=self.registry,
+            multiprocess_mode="all",
+        )
+        self.started.set(time.time())
+
+    def sync(self) -> None:
+        """Copy counts kept elsewhere into this process's counters (multiprocess mode)."""
+        for synced in self._synced:
+            synced.sync()
 
     def watch_ner_batches(self, read: Callable[[], tuple[int, int]]) -> None:
         """Export the PII engine's NER batching (texts / batches = mean batch size)."""
@@ -95,24 +130,44 @@ class Metrics:
 
     def watch_upstreams(self, read: Callable[[], UpstreamStats]) -> None:
         """Export the upstream calls the router counts: per model and outcome, and seconds."""
-        self.registry.register(_UpstreamCalls(read))
+        if not multiprocess():
+            self.registry.register(_UpstreamCalls(read))
+            return
+        self._synced.append(
+            SyncedCounters(
+                "pryv_upstream_requests",
+                _UPSTREAM_CALLS_HELP,
+                ("model", "outcome"),
+                lambda: {labels: float(n) for labels, n in read().calls.items()},
+                self.registry,
+            )
+        )
+        self._synced.append(
+            SyncedCounters(
+                "pryv_upstream_seconds",
+                _UPSTREAM_SECONDS_HELP,
+                ("model",),
+                lambda: {(model,): total for model, total in read().seconds.items()},
+                self.registry,
+            )
+        )
 
     def watch_counters(self, read: Callable[[], tuple[int, ...]], *names: tuple[str, str]) -> None:
         """Export counters that another component keeps, read at scrape time: `read` returns
         one value per (name, help) pair."""
-        self.registry.register(_ReadCounters(read, names))
+        if not multiprocess():
+            self.registry.register(ReadCounters(read, names))
+            return
+        for index, (name, documentation) in enumerate(names):
+
+            def total(index: int = index) -> Mapping[tuple[str, ...], float]:
+                return {(): float(read()[index])}
+
+            self._synced.append(SyncedCounters(name, documentation, (), total, self.registry))
 
 
-class _ReadCounters(Collector):
-    """Counters read from their owner at scrape time (it counts; we only report)."""
-
-    def __init__(self, read: Callable[[], tuple[int, ...]], names: tuple[tuple[str, str], ...]):
-        self._read = read
-        self._names = names
-
-    def collect(self) -> Iterator[Metric]:
-        for (name, documentation), value in zip(self._names, self._read(), strict=True):
-            yield CounterMetricFamily(name, documentation, value=value)
+_UPSTREAM_CALLS_HELP = "Calls to model servers, by model and outcome (ok, error)"
+_UPSTREAM_SECONDS_HELP = "Seconds model servers took to answer (to the first chunk of a stream)"
 
 
 class _UpstreamCalls(Collector):
@@ -122,17 +177,13 @@ class _UpstreamCalls(Collector):
     def collect(self) -> Iterator[Metric]:
         stats = self._read()
         calls = CounterMetricFamily(
-            "pryv_upstream_requests",
-            "Calls to model servers, by model and outcome (ok, error)",
-            labels=["model", "outcome"],
+            "pryv_upstream_requests", _UPSTREAM_CALLS_HELP, labels=["model", "outcome"]
         )
         for (model, outcome), count in sorted(stats.calls.items()):
             calls.add_metric([model, outcome], count)
         yield calls
         seconds = CounterMetricFamily(
-            "pryv_upstream_seconds",
-            "Seconds model servers took to answer (to the first chunk of a stream)",
-            labels=["model"],
+            "pryv_upstream_seconds", _UPSTREAM_SECONDS_HELP, labels=["model"]
         )
         for model, total in sorted(stats.seconds.items()):
             seconds.add_metric([model], total)
@@ -275,4 +326,5 @@ async def metrics(request: Request) -> Response:
             metrics.checkpoint_age.set(max((datetime.now(UTC) - signed).total_seconds(), 0.0))
     except Exception:  # a backing service is down: still serve the request metrics
         logging.getLogger("pryv.metrics").warning("backing service unavailable for gauges")
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics.sync()
+    return Response(exposition(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -187,15 +187,21 @@ async def run_sealer(
     every_events: int,
     every_seconds: float,
     stop: asyncio.Event | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> Sealer:
     from audit.sealer import opened_sealer
     from bootstrap.platform import open_application
+    from infra.metrics import serve_metrics
+    from workers.metrics import sealer_metrics
 
     app = open_application(settings)
     try:
         async with opened_sealer(
             app, settings, every_events=every_events, every_seconds=every_seconds
         ) as sealer:
+            if metrics_port:
+                serve_metrics(sealer_metrics(sealer), metrics_port, metrics_host)
             if once:
                 await sealer.seal_pending(force=True)
             else:
@@ -209,6 +215,12 @@ async def run_sealer(
         app.close()
 
 
+def add_metrics_port(parser: argparse.ArgumentParser) -> None:
+    """`--metrics-port N`: serve this worker's own Prometheus metrics on http://host:N/."""
+    parser.add_argument("--metrics-port", type=int, help="serve this process's metrics here")
+    parser.add_argument("--metrics-host", default="127.0.0.1")
+
+
 def cmd_seal(args: argparse.Namespace) -> int:
     from infra.settings import Settings
 
@@ -218,6 +230,8 @@ def cmd_seal(args: argparse.Namespace) -> int:
             once=args.once,
             every_events=args.every_events,
             every_seconds=args.every_seconds,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         )
     )
     print(
@@ -395,6 +409,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     seal.add_argument("--once", action="store_true", help="seal everything now and exit")
     seal.add_argument("--every-events", type=int, default=1000)
     seal.add_argument("--every-seconds", type=float, default=10.0)
+    add_metrics_port(seal)
     seal.set_defaults(func=cmd_seal)
 
     listing = audit.add_parser("checkpoints", help="list stored checkpoints and the sealer address")

@@ -13,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli import audit, finance
@@ -22,6 +23,8 @@ from domain.wallet_messages import WalletAction
 # Each command imports what it uses when it runs: `pryv --help` (and a parse error) loads no
 # web stack, no database driver, no eth-account, no PII engine (tests/unit/test_cli_imports.py).
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from bootstrap.platform import Platform
     from infra.settings import Settings
     from projections.store import ReadStore
@@ -53,6 +56,20 @@ def _served_urls(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _share_metrics_between_processes() -> None:
+    """prometheus_client's multiprocess mode for the worker processes uvicorn spawns (they
+    inherit the environment): PROMETHEUS_MULTIPROC_DIR if the operator set one, else a fresh
+    temporary directory; emptied first, so a restart does not add the old samples in."""
+    import tempfile
+
+    from infra.metrics import prepare_multiprocess_dir
+    from infra.settings import multiprocess_metrics_dir, share_multiprocess_metrics_dir
+
+    chosen = multiprocess_metrics_dir() or tempfile.mkdtemp(prefix="pryv-metrics-")
+    prepare_multiprocess_dir(Path(chosen))
+    share_multiprocess_metrics_dir(chosen)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -69,6 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "--processes needs PRYV_DATABASE_URL, PRYV_REDIS_URL and "
                 "PRYV_NATS_URL, with --no-workers (run `pryv relay`/`pryv project`)"
             )
+        _share_metrics_between_processes()
         uvicorn.run(
             "api.app:app_from_env",
             log_config=None,
@@ -191,45 +209,55 @@ async def _serve_with_dashboard(
         await platform.close()
 
 
-async def _run_until_interrupted(role: str) -> None:
+async def _run_until_interrupted(role: str, args: argparse.Namespace) -> None:
     from bootstrap.platform import open_platform
+    from infra.metrics import serve_metrics
     from infra.settings import Settings
+    from workers import metrics
     from workers.projector import Projector
     from workers.relay import Relay
     from workers.sweeper import HoldSweeper
 
     platform = await open_platform(Settings.from_env(create=False))
     stop = asyncio.Event()
+
+    def expose(registry: CollectorRegistry) -> None:
+        if args.metrics_port:
+            serve_metrics(registry, args.metrics_port, args.metrics_host)
+
     try:
         if role == "relay":
-            await Relay(
+            relay = Relay(
                 platform.app.read_log, platform.bus, page_size=platform.settings.relay_page_size
-            ).run(stop)
+            )
+            expose(metrics.relay_metrics(relay))
+            await relay.run(stop)
         elif role == "sweeper":  # holds of dead requests, and channels a payer forces closed
             from workers.channels import ChannelSettler
 
-            await asyncio.gather(
-                HoldSweeper(platform.app, platform.read_store).run(stop),
-                ChannelSettler(platform).run(stop),
-            )
+            sweeper = HoldSweeper(platform.app, platform.read_store)
+            expose(metrics.sweeper_metrics(sweeper))
+            await asyncio.gather(sweeper.run(stop), ChannelSettler(platform).run(stop))
         else:
-            await Projector(platform.bus, platform.read_store).run(stop)
+            projector = Projector(platform.bus, platform.read_store)
+            expose(metrics.projector_metrics(projector))
+            await projector.run(stop)
     finally:
         await platform.close()
 
 
-def cmd_relay(_args: argparse.Namespace) -> int:
-    asyncio.run(_run_until_interrupted("relay"))
+def cmd_relay(args: argparse.Namespace) -> int:
+    asyncio.run(_run_until_interrupted("relay", args))
     return 0
 
 
-def cmd_sweep(_args: argparse.Namespace) -> int:
-    asyncio.run(_run_until_interrupted("sweeper"))
+def cmd_sweep(args: argparse.Namespace) -> int:
+    asyncio.run(_run_until_interrupted("sweeper", args))
     return 0
 
 
-def cmd_project(_args: argparse.Namespace) -> int:
-    asyncio.run(_run_until_interrupted("projector"))
+def cmd_project(args: argparse.Namespace) -> int:
+    asyncio.run(_run_until_interrupted("projector", args))
     return 0
 
 
@@ -494,14 +522,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--mcp-host", default=None, help="default: --host")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("relay", help="publish the event log to NATS").set_defaults(func=cmd_relay)
-    sub.add_parser(
+    relay = sub.add_parser("relay", help="publish the event log to NATS")
+    relay.set_defaults(func=cmd_relay)
+    sweep = sub.add_parser(
         "sweep",
         help="settle holds of requests that never settled, and MPP channels a payer forces closed",
-    ).set_defaults(func=cmd_sweep)
-    sub.add_parser("project", help="apply bus events to the read models").set_defaults(
-        func=cmd_project
     )
+    sweep.set_defaults(func=cmd_sweep)
+    project = sub.add_parser("project", help="apply bus events to the read models")
+    project.set_defaults(func=cmd_project)
+    for worker in (relay, sweep, project):
+        audit.add_metrics_port(worker)
 
     keys_cmd = sub.add_parser("keys", help="operator key management").add_subparsers(
         dest="keys_command", required=True

@@ -295,3 +295,17 @@ def load_or_create_pepper(data_dir: Path) -> bytes:
     with os.fdopen(fd, "w") as handle:
         handle.write(pepper.hex())
     return pepper
+
+
+# prometheus_client's own variable (not a PRYV_ setting): set for `serve --processes N` so the
+# worker processes it spawns share their metric samples (infra/metrics.py).
+PROMETHEUS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_metrics_dir() -> str | None:
+    return os.environ.get(PROMETHEUS_MULTIPROC_ENV) or None
+
+
+def share_multiprocess_metrics_dir(path: str) -> None:
+    """Name the sample directory for this process and the processes it starts."""
+    os.environ[PROMETHEUS_MULTIPROC_ENV] = path

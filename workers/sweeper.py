@@ -33,6 +33,8 @@ class HoldSweeper:
         self._app = app
         self._store = store
         self._interval = interval
+        self.expired_holds = 0  # settled at zero by this process (dead requests)
+        self.released_holds = 0  # reservations released that never became holds
 
     async def sweep_once(self, now: datetime | None = None) -> SweepReport:
         now = now or datetime.now(UTC)
@@ -47,6 +49,8 @@ class HoldSweeper:
                 await self._store.apply_ops_atomically([balance.close_hold(str(hold_id), fields)])
                 released += 1
         settled = sum(not r.duplicate for r in report.settled)
+        self.expired_holds += settled
+        self.released_holds += released
         if settled or released:
             log.warning(
                 "swept %s expired holds (settled at zero) and %s never-placed holds",
