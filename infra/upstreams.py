@@ -481,12 +481,28 @@ class MeteredUpstream:
         """The upstream client this counts the calls of (one per upstream server)."""
         return self._inner
 
+    def _failed(self, model: ModelSpec, error: UpstreamError, seconds: float | None) -> None:
+        """Count it and say so in the log (the access line alone shows only a 502)."""
+        self._stats.record(model.id, "error", seconds)
+        logger.warning(
+            "upstream call failed",
+            extra={
+                "pryv": {
+                    "model": model.id,
+                    "upstream": model.upstream,
+                    "upstream_status": error.status,
+                    "retryable": error.retryable,
+                    "error": error.message[:200],  # never keys, URLs or bodies (UpstreamError)
+                }
+            },
+        )
+
     async def complete(self, model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             answer = await self._inner.complete(model, body)
-        except UpstreamError:
-            self._stats.record(model.id, "error", time.perf_counter() - started)
+        except UpstreamError as error:
+            self._failed(model, error, time.perf_counter() - started)
             raise
         self._stats.record(model.id, "ok", time.perf_counter() - started)
         return answer
@@ -502,10 +518,8 @@ class MeteredUpstream:
                     first = False
                     self._stats.record(model.id, "ok", time.perf_counter() - started)
                 yield chunk
-        except UpstreamError:
-            self._stats.record(
-                model.id, "error", None if not first else time.perf_counter() - started
-            )
+        except UpstreamError as error:
+            self._failed(model, error, None if not first else time.perf_counter() - started)
             raise
         finally:
             await inner.aclose()

@@ -3,6 +3,7 @@ calls by model and outcome and reports the sealer's lag and the last checkpoint'
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,10 @@ async def gateway(platform_settings: Settings, upstream: FakeUpstream) -> AsyncI
         yield gw
 
 
-async def test_every_alert_names_a_served_metric(gateway: Gateway) -> None:
+async def test_every_alert_names_a_served_metric(
+    gateway: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="infra.upstreams")
     key = await gateway.funded_key(usd="1")
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as http:
         ok = await http.post(
@@ -40,6 +44,10 @@ async def test_every_alert_names_a_served_metric(gateway: Gateway) -> None:
         )
         assert failed.status_code == 502
         text = (await http.get("/metrics")).text
+    # The failure is logged with what ops needs (model, upstream status), not only as a 502.
+    [logged] = [r for r in caplog.records if r.getMessage() == "upstream call failed"]
+    details = logged.pryv  # type: ignore[attr-defined]
+    assert details["model"] == "fake-error" and details["upstream_status"] is not None
     served = set(re.findall(r"^(pryv_[a-z_]+)", text, flags=re.MULTILINE))
     assert 'pryv_upstream_requests_total{model="pryv-echo",outcome="ok"} 1.0' in text
     assert 'pryv_upstream_requests_total{model="fake-error",outcome="error"} 1.0' in text
