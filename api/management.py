@@ -11,6 +11,7 @@ from api.context import platform_of
 from api.management_schemas import (
     CreateKeyRequest,
     RevokeKeyRequest,
+    RotateKeyRequest,
     SettingsUpdate,
     UpdateKeyRequest,
 )
@@ -83,6 +84,17 @@ async def update_key(request: Request, key_id: str, body: UpdateKeyRequest) -> d
     signed = await _signed(request, body, WalletAction.UPDATE, key_id)
     return await accounts.update_key(
         platform_of(request), signed.wallet, key_id, body.changes(), signed.evidence
+    )
+
+
+@router.post("/keys/{key_id}/rotate")
+async def rotate_key(request: Request, key_id: str, body: RotateKeyRequest) -> dict[str, Any]:
+    """Roll a key: a new secret in this response only (same key id, limits and history); the
+    current secret keeps working for `gracePeriodSeconds` (default 24 h, at most 7 days, 0 to
+    stop it now), then every instance refuses it."""
+    signed = await _signed(request, body, WalletAction.ROTATE, key_id)
+    return await accounts.rotate_key(
+        platform_of(request), signed.wallet, key_id, body.grace_period_seconds, signed.evidence
     )
 
 

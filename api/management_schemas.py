@@ -40,6 +40,17 @@ class RevokeKeyRequest(WalletFields):
     reason: str = Field(default="revoked by owner", max_length=200)
 
 
+MAX_ROLL_GRACE_SECONDS = 7 * 24 * 3600  # Stripe's longest "roll key" expiration
+
+
+class RotateKeyRequest(WalletFields):
+    """How long the current secret keeps working beside the new one (0: it stops now)."""
+
+    grace_period_seconds: int = Field(
+        default=24 * 3600, ge=0, le=MAX_ROLL_GRACE_SECONDS, alias="gracePeriodSeconds"
+    )
+
+
 class SettingsUpdate(WalletFields):
     privacy: PrivacyDefaults | None = None
     consent: Consent | None = None

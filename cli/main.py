@@ -11,8 +11,8 @@ import secrets
 import socket
 import sys
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -313,6 +313,121 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _wait_for_key_index(settings: Settings, position: int | None) -> bool:
+    """Wait (30 s at most) until the shared key index has applied `position`, so a change
+    made here already holds on every API instance; True at once without Redis (embedded
+    servers rebuild their read models from the log)."""
+    if position is None or not settings.redis_url:
+        return True
+    from commands.positions import wait_until_applied
+    from infra.read_store_redis import RedisReadStore
+    from projections import keys
+
+    store = RedisReadStore.from_url(settings.redis_url, settings.redis_prefix)
+    try:
+        return await wait_until_applied(store, keys.NAME, position, 30.0)
+    finally:
+        await store.close()
+
+
+def _limit(raw: str | None, parse: Callable[[str], object]) -> tuple[bool, object]:
+    """(given, value) of an optional CLI limit: absent keeps it, `none` clears it."""
+    if raw is None:
+        return False, None
+    return True, None if raw.lower() == "none" else parse(raw)
+
+
+def cmd_keys_update(args: argparse.Namespace) -> int:
+    """Change a key's terms as the operator (signed with the operator key)."""
+    from bootstrap.platform import open_application
+    from commands.key_terms import budget_micros, key_expiry
+    from infra.operator_key import operator_signer
+    from infra.settings import Settings
+    from infra.wallet_signatures import normalize_address
+
+    changes: dict[str, object] = {}
+    if args.name is not None:
+        changes["name"] = args.name
+    if args.models is not None:
+        changes["models"] = [m for m in args.models.split(",") if m]
+    parsers: dict[str, tuple[str | None, Callable[[str], object]]] = {
+        "rpm": (args.rpm, int),
+        "tpm": (args.tpm, int),
+        "monthly_budget_micros": (args.monthly_budget_usd, budget_micros),
+        "expires_at": (
+            args.expires_at,
+            lambda raw: key_expiry(datetime.fromisoformat(raw), None),
+        ),
+    }
+    for name, (raw, parse) in parsers.items():
+        given, value = _limit(raw, parse)
+        if given:
+            changes[name] = value
+    if not changes:
+        raise ValueError("nothing to change: give --name, --models, --rpm, --tpm, ...")
+    settings = Settings.from_env(create=False)
+    signer = operator_signer(settings)
+    app = open_application(settings)
+    try:
+        result = app.change_key_limits(
+            wallet=normalize_address(args.wallet),
+            key_id=args.key_id,
+            changes=changes,
+            authorization=signer,
+        )
+    finally:
+        app.close()
+    applied = asyncio.run(_wait_for_key_index(settings, result.position))
+    _print(
+        {
+            "id": args.key_id,
+            "unchanged": result.duplicate,
+            "position": result.position,
+            "applied": applied,
+            "operator": signer.address,
+        }
+    )
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Roll a key's secret as the operator: the new token is printed once."""
+    from bootstrap.platform import open_application
+    from infra.operator_key import operator_signer
+    from infra.settings import Settings
+    from infra.wallet_signatures import normalize_address
+
+    if not 0 <= args.grace_seconds <= 7 * 24 * 3600:
+        raise ValueError("--grace-seconds must be between 0 and 604800 (7 days)")
+    settings = Settings.from_env(create=False)
+    signer = operator_signer(settings)
+    app = open_application(settings)
+    previous_expires_at = datetime.now(UTC) + timedelta(seconds=args.grace_seconds)
+    try:
+        rolled = app.roll_key(
+            wallet=normalize_address(args.wallet),
+            key_id=args.key_id,
+            previous_expires_at=previous_expires_at,
+            pepper=settings.key_pepper,
+            authorization=signer,
+        )
+    finally:
+        app.close()
+    applied = asyncio.run(_wait_for_key_index(settings, rolled.result.position))
+    _print(
+        {
+            "id": args.key_id,
+            "key": rolled.issued.token,
+            "previousSecretExpiresAt": previous_expires_at.isoformat(),
+            "position": rolled.result.position,
+            "applied": applied,
+            "operator": signer.address,
+            "note": "the new key is shown once; store it now",
+        }
+    )
+    return 0
+
+
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from bootstrap.platform import open_platform
     from domain import ids
@@ -550,6 +665,21 @@ def build_parser() -> argparse.ArgumentParser:
     listing = keys_cmd.add_parser("list")
     listing.add_argument("--wallet", required=True)
     listing.set_defaults(func=cmd_keys_list)
+    update = keys_cmd.add_parser("update", help="change a key's terms (`none` clears a limit)")
+    update.add_argument("key_id")
+    update.add_argument("--wallet", required=True)
+    update.add_argument("--name")
+    update.add_argument("--models", help="comma-separated model ids (empty: all)")
+    update.add_argument("--rpm")
+    update.add_argument("--tpm")
+    update.add_argument("--monthly-budget-usd")
+    update.add_argument("--expires-at", help="ISO-8601")
+    update.set_defaults(func=cmd_keys_update)
+    rotate = keys_cmd.add_parser("rotate", help="a new secret; the old one works for a grace")
+    rotate.add_argument("key_id")
+    rotate.add_argument("--wallet", required=True)
+    rotate.add_argument("--grace-seconds", type=int, default=24 * 3600)
+    rotate.set_defaults(func=cmd_keys_rotate)
     revoke = keys_cmd.add_parser("revoke")
     revoke.add_argument("key_id")
     revoke.add_argument("--wallet", required=True)

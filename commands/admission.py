@@ -59,6 +59,9 @@ class AdmissionRequest:
     default_rpm: int
     default_tpm: int
     count_request: bool = True  # False: a precheck already counted it against RPM
+    # The HMAC of the secret presented ("" for keys Pryv meters itself, never presented):
+    # after a roll, the key record's previous secret is admitted only until its grace ends.
+    secret_hash: str = ""
 
     @property
     def now_s(self) -> int:

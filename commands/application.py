@@ -55,6 +55,12 @@ class CreatedKey:
     key: ApiKey
 
 
+@dataclass(frozen=True)
+class RolledKey:
+    result: CommandResult
+    issued: ParsedApiKey  # the new token: return it to the caller once, never log or store it
+
+
 _A = TypeVar("_A", bound=Aggregate)
 
 
@@ -362,6 +368,44 @@ class PryvApplication(Application[UUID]):
             raise InvalidCommand(str(exc)) from exc
         recordings = self.save(key)
         return CommandResult(key.id, recordings[-1].notification.id)
+
+    def roll_key(
+        self,
+        *,
+        wallet: str,
+        key_id: str,
+        previous_expires_at: datetime,
+        pepper: bytes,
+        authorization: Authorization,
+    ) -> RolledKey:
+        """A new secret for a key the wallet owns; the current one works until
+        `previous_expires_at`. The token in the result is the only copy that will exist."""
+        key = self._owned_key(wallet, key_id)
+        issued = issue_api_key(key.env, key.key_id)  # type: ignore[arg-type]  # a stored env
+        expires = _iso(previous_expires_at)
+        assert expires is not None
+        fields = {
+            "key_id": key.key_id,
+            "secret_hash": hash_api_key(pepper, issued.token),
+            "last4": issued.last4,
+            "previous_secret_hash": key.secret_hash,
+            "previous_expires_at": expires,
+        }
+        evidence = _evidence(authorization, "ApiKey.Rolled", key.id, key.version + 1, fields)
+        try:
+            key.roll(
+                secret_hash=fields["secret_hash"],
+                last4=issued.last4,
+                previous_expires_at=expires,
+                evidence=evidence,
+            )
+        except DomainRuleViolation as exc:
+            raise InvalidCommand(str(exc)) from exc
+        try:
+            recordings = self.save(key)
+        except IntegrityError as exc:  # a concurrent change of the same key: nothing rolled
+            raise ConcurrentUpdate("the key changed concurrently; retry") from exc
+        return RolledKey(CommandResult(key.id, recordings[-1].notification.id), issued)
 
     def revoke_key(
         self, *, wallet: str, key_id: str, reason: str, authorization: Authorization

@@ -38,6 +38,7 @@ class KeyIdentity:
     aggregate_id: str
     account_id: str
     env: str
+    secret_hash: str = ""  # which of the key's secrets was presented ("": none, a service key)
 
 
 class AdmissionRefused(PryvError):
@@ -181,6 +182,7 @@ class Meter:
             default_rpm=self._limits.default_rpm,
             default_tpm=self._limits.default_tpm,
             count_request=count_request,
+            secret_hash=key.secret_hash,
         )
 
     async def precheck(

@@ -95,6 +95,8 @@ class ApiKey(Aggregate):
         self.monthly_budget_micros = monthly_budget_micros
         self.expires_at = expires_at
         self.revoked = False
+        self.previous_secret_hash = ""  # a rolled key's earlier secret, in its grace period
+        self.previous_expires_at: str | None = None
 
     def change_limits(
         self,
@@ -130,6 +132,40 @@ class ApiKey(Aggregate):
         self.tpm = tpm
         self.monthly_budget_micros = monthly_budget_micros
         self.expires_at = expires_at
+
+    def roll(
+        self,
+        *,
+        secret_hash: str,
+        last4: str,
+        previous_expires_at: str,
+        evidence: dict[str, str],
+    ) -> None:
+        """A new secret for the same key id (Stripe's "roll key"): the current secret keeps
+        working until `previous_expires_at` (which may be now), then only the new one does.
+        Rolling again ends the earlier secret's grace at once: one previous secret at most."""
+        if self.revoked:
+            raise DomainRuleViolation("a revoked key cannot be rolled")
+        if secret_hash == self.secret_hash:
+            raise DomainRuleViolation("a rolled key gets a new secret")
+        self._rolled(
+            self.key_id, secret_hash, last4, self.secret_hash, previous_expires_at, evidence
+        )
+
+    @event("Rolled")
+    def _rolled(
+        self,
+        key_id: str,  # repeated so the key index maps the new secret without a lookup
+        secret_hash: str,
+        last4: str,
+        previous_secret_hash: str,
+        previous_expires_at: str,
+        evidence: dict[str, str] | None = None,
+    ) -> None:
+        self.secret_hash = secret_hash
+        self.last4 = last4
+        self.previous_secret_hash = previous_secret_hash
+        self.previous_expires_at = previous_expires_at
 
     def revoke(self, reason: str, evidence: dict[str, str]) -> None:
         if self.revoked:

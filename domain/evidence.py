@@ -59,6 +59,7 @@ REQUIRED: dict[str, tuple[EvidenceKind, ...]] = {
     "ApiKey.Created": (_W, _S, _O, _P),
     "ApiKey.LimitsChanged": (_W, _O),
     "ApiKey.Revoked": (_W, _O),
+    "ApiKey.Rolled": (_W, _O),
     "CreditPurchase.Completed": (_ST, _P),
     "CreditGrant.Granted": (_O, _P),
     "RejectedPayment.Recorded": (_ST,),
@@ -73,6 +74,7 @@ WALLET_ACTIONS = {
     "ApiKey.Created": "create",
     "ApiKey.LimitsChanged": "update",
     "ApiKey.Revoked": "revoke",
+    "ApiKey.Rolled": "rotate",
 }
 _FIELDS = {
     _W: ("wallet", "message", "signature"),
@@ -220,7 +222,7 @@ def _signed_by_wallet(
     action = WALLET_ACTIONS[recorded.name]
     if parsed.action != action:
         return f"the wallet signed action={parsed.action}, not action={action}"
-    acts_on_key = recorded.name in ("ApiKey.LimitsChanged", "ApiKey.Revoked")
+    acts_on_key = recorded.name in ("ApiKey.LimitsChanged", "ApiKey.Revoked", "ApiKey.Rolled")
     if acts_on_key and key_aggregate(parsed.key_id) != recorded.aggregate_id:
         return f"the wallet signed for key {parsed.key_id!r}, not this key"
     if abs(recorded.timestamp - parsed.ts) > EVENT_WINDOW:

@@ -24,6 +24,7 @@ ACCOUNT_CONNECTION_AUTHORIZED = "pryv.Account.ConnectionAuthorized.v1"
 KEY_CREATED = "pryv.ApiKey.Created.v1"
 KEY_LIMITS_CHANGED = "pryv.ApiKey.LimitsChanged.v1"
 KEY_REVOKED = "pryv.ApiKey.Revoked.v1"
+KEY_ROLLED = "pryv.ApiKey.Rolled.v1"
 PURCHASE_COMPLETED = "pryv.CreditPurchase.Completed.v1"
 PAYMENT_REJECTED = "pryv.RejectedPayment.Recorded.v1"
 GRANT_GRANTED = "pryv.CreditGrant.Granted.v1"
@@ -54,6 +55,7 @@ EVENT_TOPICS: dict[type, str] = {
     _event_class(ApiKey, "Created"): KEY_CREATED,
     _event_class(ApiKey, "LimitsChanged"): KEY_LIMITS_CHANGED,
     _event_class(ApiKey, "Revoked"): KEY_REVOKED,
+    _event_class(ApiKey, "Rolled"): KEY_ROLLED,
     _event_class(CreditPurchase, "Completed"): PURCHASE_COMPLETED,
     _event_class(RejectedPayment, "Recorded"): PAYMENT_REJECTED,
     _event_class(CreditGrant, "Granted"): GRANT_GRANTED,

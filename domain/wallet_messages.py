@@ -25,6 +25,7 @@ class WalletAction(StrEnum):
     LIST = "list"
     REVOKE = "revoke"
     UPDATE = "update"
+    ROTATE = "rotate"
     BALANCE = "balance"
     LEDGER = "ledger"
     CHECKOUT = "checkout"

@@ -5,7 +5,7 @@ for the wallet-signed management API, the dashboard and the other doors."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -47,6 +47,8 @@ def key_object(record: KeyRecord) -> dict[str, Any]:
         "createdAt": record.created_at,
         "lastUsedAt": record.last_used_at,
         "revokedAt": record.revoked_at,
+        "rolledAt": record.rolled_at,
+        "previousSecretExpiresAt": record.previous_expires_at,
         "kind": "mcp_connection" if record.connection_client else "api_key",
         "client": record.connection_client,
         "scopes": list(record.connection_scopes) or None,
@@ -264,6 +266,45 @@ async def update_key(
     if record is None:
         raise KeyNotFound(key_id)
     return {**key_object(record), "unchanged": result.duplicate}
+
+
+async def rotate_key(
+    platform: Platform,
+    wallet: str,
+    key_id: str,
+    grace_seconds: int,
+    authorization: Authorization,
+) -> dict[str, Any]:
+    """A new secret for the key (its api_key object with the token as `key`, shown once);
+    the old secret works until `previousSecretExpiresAt`. Answers once the key index has the
+    roll, so admission on every instance already knows when the old secret stops."""
+    if not is_valid_key_id(key_id):
+        raise KeyNotFound(key_id)
+    previous_expires_at = datetime.now(UTC) + timedelta(seconds=grace_seconds)
+    try:
+        rolled = await asyncio.to_thread(
+            platform.app.roll_key,
+            wallet=wallet,
+            key_id=key_id,
+            previous_expires_at=previous_expires_at,
+            pepper=platform.settings.key_pepper,
+            authorization=authorization,
+        )
+    except NotFound as exc:
+        raise KeyNotFound(key_id) from exc
+    except InvalidCommand as exc:
+        raise PryvError(str(exc), code="invalid_params") from exc
+    assert rolled.result.position is not None
+    await wait_until_applied(
+        platform.read_store,
+        keys.NAME,
+        rolled.result.position,
+        platform.settings.revocation_wait_seconds,
+    )
+    record = await keys.read_key(platform.read_store, key_id)
+    if record is None:
+        raise KeyNotFound(key_id)
+    return {**key_object(record), "key": rolled.issued.token}
 
 
 async def revoke_key(

@@ -2,8 +2,9 @@
 
 Only that identity is cached in-process, keyed by the key's HMAC: it can never go stale, so
 no invalidation is needed. Everything that can change — revocation, expiry, entitled models,
-limits — is checked inside the atomic admission step on every request, which is what makes a
-revocation effective on every instance the moment its DELETE returns.
+limits, and which secret a rolled key still accepts — is checked inside the atomic admission
+step on every request, which is what makes a revocation or a roll's end of grace effective on
+every instance at once.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ async def authenticate_key(platform: Platform, token: str, cache: KeyIdentityCac
         aggregate_id=str(ids.api_key_id(record.key_id)),
         account_id=record.account_id,
         env=record.env,
+        secret_hash=secret_hash,
     )
     cache.put(secret_hash, identity)
     return identity

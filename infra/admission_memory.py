@@ -70,6 +70,11 @@ class MemoryAdmission:
             return Admission(Verdict.INACTIVE)
         if request.key_id in self._revoked:
             return Admission(Verdict.INACTIVE)
+        presented = request.secret_hash
+        if presented and presented != key.get("secret_hash", presented):
+            grace_ends = _int(key, "previous_expires_epoch", 0)
+            if presented != key.get("previous_hash") or grace_ends <= now_s:
+                return Admission(Verdict.INACTIVE)  # a rolled-over secret past its grace
         # From here on the key is known: every answer carries its rate-limit state.
         limits = store.read_fields(request.limits_key)
         rpm_limit = _int(limits, "rpm", request.default_rpm)

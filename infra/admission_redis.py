@@ -93,6 +93,13 @@ if not fields[1] then return answer('unknown_key') end
 local expires = num(fields[2], 0)
 if fields[1] ~= 'active' or (expires > 0 and expires <= now) then return answer('inactive') end
 if redis.call('SISMEMBER', ARGV[5], r.key_id) == 1 then return answer('inactive') end
+if r.secret_hash ~= '' then
+  -- a rolled key: its previous secret is admitted only until the grace period ends
+  local secrets = redis.call('HMGET', key, 'secret_hash', 'previous_hash', 'previous_expires_epoch')
+  if secrets[1] and secrets[1] ~= r.secret_hash then
+    if secrets[2] ~= r.secret_hash or num(secrets[3], 0) <= now then return answer('inactive') end
+  end
+end
 local precheck = r.precheck == '1'
 local counting = precheck or r.count == '1'
 -- From here on the key is known: every answer carries its rate-limit state (the headers).
@@ -218,6 +225,7 @@ class RedisAdmission:
             "default_tpm": str(request.default_tpm),
             "precheck": "1" if precheck else "0",
             "count": "1" if request.count_request else "0",
+            "secret_hash": request.secret_hash,
         }
         raw = await self._admit(
             args=[self._rm, self._rl, json.dumps(payload), self._store.fence_key, self._revoked]

@@ -97,6 +97,21 @@ def project(event: EventEnvelope) -> list[Op]:
         return [SetFields(record_key(str(ids.api_key_id(str(data["key_id"])))), connection)]
     if event.topic == topics.KEY_LIMITS_CHANGED:
         return [SetFields(record, {**_limits_fields(data), "updated_at": event.timestamp})]
+    if event.topic == topics.KEY_ROLLED:
+        # The new secret finds the key; the old one still does, and admission lets it in only
+        # until previous_expires_epoch (so a grace of "now" ends on every instance at once).
+        rolled = {
+            "secret_hash": str(data["secret_hash"]),
+            "last4": str(data["last4"]),
+            "previous_hash": str(data["previous_secret_hash"]),
+            "previous_expires_at": str(data["previous_expires_at"]),
+            "previous_expires_epoch": _epoch(data["previous_expires_at"]),
+            "rolled_at": event.timestamp,
+        }
+        return [
+            SetFields(record, rolled),
+            SetValue(hash_key(str(data["secret_hash"])), str(data["key_id"])),
+        ]
     if event.topic == topics.KEY_REVOKED:
         return [SetFields(record, {"status": "revoked", "revoked_at": event.timestamp})]
     if event.topic == topics.HOLD_SETTLED:
@@ -130,6 +145,8 @@ class KeyRecord:
     last_used_at: str | None
     connection_client: str | None = None  # an MCP client's connection, not a key for /v1
     connection_scopes: tuple[str, ...] = ()
+    rolled_at: str | None = None
+    previous_expires_at: str | None = None  # until then the secret before the roll works too
 
     def usable_now(self, now: datetime | None = None) -> bool:
         """Active and not past its expiry."""
@@ -161,6 +178,8 @@ class KeyRecord:
             last_used_at=fields.get("last_used_at") or None,
             connection_client=fields.get("connection_client") or None,
             connection_scopes=tuple((fields.get("connection_scopes") or "").split()),
+            rolled_at=fields.get("rolled_at") or None,
+            previous_expires_at=fields.get("previous_expires_at") or None,
         )
 
 

@@ -273,3 +273,40 @@ async def test_a_revocation_mark_refuses_an_active_key_at_once(
     assert (await admission.precheck(request(1))).verdict is Verdict.INACTIVE
     assert (await admission.admit(request(2))).verdict is Verdict.INACTIVE
     assert (await balance.read_balance(store, ACCOUNT, "live")).held_micros == 0
+
+
+async def test_a_rolled_keys_previous_secret_is_admitted_only_during_its_grace(
+    gate: tuple[ReadStore, AdmissionGate],
+) -> None:
+    """After a roll the record names the current secret and the previous one with the end of
+    its grace: the current is admitted, the previous until then, any other never."""
+    store, admission = gate
+    await seed(store)
+    await store.apply(
+        [
+            ProjectionWrite(
+                "seed",
+                2,
+                0,
+                (
+                    SetFields(
+                        keys.record_key(KEY_AGG),
+                        {
+                            "secret_hash": "new",
+                            "previous_hash": "old",
+                            "previous_expires_epoch": str(NOW_S + 60),
+                        },
+                    ),
+                ),
+            )
+        ]
+    )
+
+    async def verdict(secret: str, now_s: int, n: int) -> Verdict:
+        return (await admission.admit(replace(request(n, now_s=now_s), secret_hash=secret))).verdict
+
+    assert await verdict("new", NOW_S, 1) is Verdict.ADMITTED
+    assert await verdict("old", NOW_S + 59, 2) is Verdict.ADMITTED
+    assert await verdict("old", NOW_S + 60, 3) is Verdict.INACTIVE  # grace over
+    assert await verdict("older", NOW_S, 4) is Verdict.INACTIVE  # neither secret
+    assert await verdict("", NOW_S, 5) is Verdict.ADMITTED  # a key Pryv meters itself

@@ -31,6 +31,13 @@ from tests.integration.test_audit import ROOT, cli_env, delete_event, first_nid
 from tests.wallets import SigningWallet
 from workers.embedded import running_workers
 
+OPERATOR_TOPICS = (
+    topics.KEY_CREATED,
+    topics.KEY_LIMITS_CHANGED,
+    topics.KEY_ROLLED,
+    topics.KEY_REVOKED,
+    topics.GRANT_GRANTED,
+)
 STRANGER = OperatorSigner("0x" + "5e" * 32)  # a key that is not the operator's
 
 
@@ -315,13 +322,44 @@ def pryv(settings: Any, *args: str, operator_key: str | None) -> dict[str, Any]:
 async def test_cli_operator_actions_are_signed_by_the_operator_key(
     platform: Platform, cleanup_checkpoints: None
 ) -> None:
-    """`pryv keys create|revoke` and `pryv credits grant` carry the operator key's signature
-    (PRYV_OPERATOR_KEY), name it, and verify accepts them only with that key pinned."""
+    """`pryv keys create|update|rotate|revoke` and `pryv credits grant` carry the operator
+    key's signature (PRYV_OPERATOR_KEY), name it, and verify accepts them only with that key
+    pinned; update and rotate wait until the key index has them."""
     settings = platform.settings
     key = "0x" + "0e" * 32  # tests.evidence.OPERATOR's key
     wallet = "0x" + "c3" * 20
     created = pryv(settings, "keys", "create", "--wallet", wallet, operator_key=key)
     assert created["operator"] == OPERATOR.address
+    async with running_workers(platform, seal=False):  # the projector the CLI waits for
+        updated = await asyncio.to_thread(
+            pryv,
+            settings,
+            "keys",
+            "update",
+            created["id"],
+            "--wallet",
+            wallet,
+            "--rpm",
+            "5",
+            "--monthly-budget-usd",
+            "none",
+            operator_key=key,
+        )
+        assert updated["unchanged"] is False and updated["applied"] is True
+        rotated = await asyncio.to_thread(
+            pryv,
+            settings,
+            "keys",
+            "rotate",
+            created["id"],
+            "--wallet",
+            wallet,
+            "--grace-seconds",
+            "0",
+            operator_key=key,
+        )
+        assert rotated["applied"] is True and rotated["key"] != created["key"]
+        assert rotated["key"].startswith(created["key"][:26])  # same env and key id
     pryv(settings, "keys", "revoke", created["id"], "--wallet", wallet, operator_key=key)
     granted = pryv(
         settings,
@@ -339,14 +377,12 @@ async def test_cli_operator_actions_are_signed_by_the_operator_key(
     kinds = {
         e.topic: e.data["evidence"]["kind"]
         for e in platform.app.read_log(0, 1000)
-        if e.topic in (topics.KEY_CREATED, topics.KEY_REVOKED, topics.GRANT_GRANTED)
+        if e.topic in OPERATOR_TOPICS
     }
-    assert kinds == dict.fromkeys(
-        (topics.KEY_CREATED, topics.KEY_REVOKED, topics.GRANT_GRANTED), "operator"
-    )
+    assert kinds == dict.fromkeys(OPERATOR_TOPICS, "operator")
     assert (await seal_all(platform)).refused is None
     report = await run_verify(settings, operator=OPERATOR.address)
-    assert report.ok and report.evidence_checked == 3, report.render()
+    assert report.ok and report.evidence_checked == 5, report.render()
     pinned_elsewhere = await run_verify(settings, operator=STRANGER.address)
     assert pinned_elsewhere.problem is not None
     assert "not an operator key" in pinned_elsewhere.problem.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -289,3 +290,134 @@ async def test_update_key_terms(client: httpx.AsyncClient, platform: Platform) -
     )
     assert revoked.status_code == 200
     assert (await patch({"rpm": 9})).status_code == 400  # a revoked key cannot change
+
+
+async def test_rotate_key_rolls_the_secret_with_a_grace_period(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """POST /keys/{id}/rotate: a new secret for the same key; the old one works until its
+    grace ends (here 10 s), then is refused — and a grace of 0 ends it at once. Every wallet
+    check still applies, and the roll is one ApiKey.Rolled event with the wallet's evidence."""
+    wallet = SigningWallet.create()
+    created = await create_key(client, wallet, env="test", models=["pryv-echo"])
+    key_id, old_token = created["id"], created["key"]
+    granted = await asyncio.to_thread(
+        platform.app.grant_credits,
+        authorization=OPERATOR,
+        wallet=wallet.address.lower(),
+        env="test",
+        amount_micros=5_000_000,
+        reason="t",
+        granted_by="t",
+        grant_ref=f"{key_id}-rot",
+    )
+    assert granted.position is not None
+    for name in PROJECTIONS:
+        assert await wait_until_applied(platform.read_store, name, granted.position, 30)
+    ask = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi"}]}
+
+    async def call(token: str) -> int:
+        answer = await client.post(
+            "/v1/chat/completions", json=ask, headers={"Authorization": f"Bearer {token}"}
+        )
+        return answer.status_code
+
+    async def rotate(grace: int, **fields: Any) -> httpx.Response:
+        signed = fields or wallet.fields("rotate", key_id)
+        return await client.post(
+            f"/api/v1/keys/{key_id}/rotate", json={**signed, "gracePeriodSeconds": grace}
+        )
+
+    for bad, code in (
+        (wallet.fields("revoke", key_id), "ACTION_MISMATCH"),
+        (wallet.fields("rotate", "AAAAAAAAAAAAAAAA"), "KEY_ID_MISMATCH"),
+        (wallet.fields("rotate", key_id, ts=datetime.now(UTC) - STALE), "TIMESTAMP_EXPIRED"),
+        (wallet.fields("rotate", key_id, signer=SigningWallet.create()), "SIGNATURE_INVALID"),
+    ):
+        refused = await rotate(60, **bad)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == code
+    too_long = await rotate(8 * 24 * 3600)
+    assert too_long.status_code == 400
+    assert await call(old_token) == 200  # warm (the PII engine loads on a first call)
+
+    rolled = await rotate(10)
+    assert rolled.status_code == 200, rolled.text
+    doc = rolled.json()
+    new_token = doc["key"]
+    assert doc["id"] == key_id and new_token != old_token and doc["last4"] == new_token[-4:]
+    assert parse_api_key(new_token).key_id == key_id and doc["previousSecretExpiresAt"]
+    assert await call(new_token) == 200
+    assert await call(old_token) == 200  # in its grace period
+    deadline = asyncio.get_running_loop().time() + 60
+    while await call(old_token) != 401:
+        assert asyncio.get_running_loop().time() < deadline, "the old secret never expired"
+        await asyncio.sleep(0.5)
+    assert await call(new_token) == 200
+
+    # Grace 0: the secret just replaced stops at once; the one before it too.
+    again = await rotate(0)
+    assert again.status_code == 200, again.text
+    newest = again.json()["key"]
+    assert (await call(new_token), await call(old_token), await call(newest)) == (401, 401, 200)
+    log = await asyncio.to_thread(platform.app.read_log, 0, 1_000_000)
+    rolls = [e for e in log if e.topic == "pryv.ApiKey.Rolled.v1"]
+    assert len(rolls) == 2 and rolls[0].data["evidence"]["kind"] == "wallet"
+    assert "action=rotate" in rolls[0].data["evidence"]["message"]
+
+
+async def test_a_roll_with_no_grace_is_refused_at_once_by_another_instance(
+    services_settings: Any,
+) -> None:
+    """Two API instances over the same PostgreSQL, Redis and NATS: instance B has the old
+    secret cached (it served it); a roll with grace 0 on instance A is refused by B on the very
+    next request, and B admits the new secret."""
+    from bootstrap.platform import open_platform
+
+    first, second = await open_platform(services_settings), await open_platform(services_settings)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = []
+            for platform in (first, second):
+                await stack.enter_async_context(running_workers(platform))
+                transport = httpx.ASGITransport(app=create_app(platform))
+                clients.append(
+                    await stack.enter_async_context(
+                        httpx.AsyncClient(transport=transport, base_url="http://pryv.test")
+                    )
+                )
+            a, b = clients
+            wallet = SigningWallet.create()
+            created = await create_key(a, wallet, env="test", models=["pryv-echo"])
+            granted = await asyncio.to_thread(
+                first.app.grant_credits,
+                authorization=OPERATOR,
+                wallet=wallet.address.lower(),
+                env="test",
+                amount_micros=5_000_000,
+                reason="t",
+                granted_by="t",
+                grant_ref=f"{created['id']}-two",
+            )
+            assert granted.position is not None
+            for platform in (first, second):
+                for name in PROJECTIONS:
+                    assert await wait_until_applied(platform.read_store, name, granted.position, 30)
+            ask = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi"}]}
+
+            async def call(client: httpx.AsyncClient, token: str) -> int:
+                headers = {"Authorization": f"Bearer {token}"}
+                return (
+                    await client.post("/v1/chat/completions", json=ask, headers=headers)
+                ).status_code
+
+            assert await call(b, created["key"]) == 200  # B caches the old secret's identity
+            rolled = await a.post(
+                f"/api/v1/keys/{created['id']}/rotate",
+                json={**wallet.fields("rotate", created["id"]), "gracePeriodSeconds": 0},
+            )
+            assert rolled.status_code == 200, rolled.text
+            assert await call(b, created["key"]) == 401
+            assert await call(b, rolled.json()["key"]) == 200
+    finally:
+        await first.close()
+        await second.close()
