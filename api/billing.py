@@ -111,14 +111,17 @@ async def webhook(request: Request) -> dict[str, Any]:
 
 
 def _page(title: str, body: str, platform: Platform) -> HTMLResponse:
-    back = html.escape(platform.settings.dashboard_url or f"{platform.settings.public_url}/")
+    dashboard = platform.settings.dashboard_url
+    back = html.escape(
+        f"{dashboard.rstrip('/')}/#/credits" if dashboard else f"{platform.settings.public_url}/"
+    )
     return HTMLResponse(f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{html.escape(title)} · Pryv</title>
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem}}
 a{{color:#2b59c3}}</style></head>
 <body><main><h1>{html.escape(title)}</h1>{body}
-<p><a href="{back}">Back to Pryv</a></p></main></body></html>""")
+<p><a href="{back}">Back to Credits</a></p></main></body></html>""")
 
 
 @router.get("/success", response_class=HTMLResponse)
@@ -135,7 +138,7 @@ async def success(request: Request, session_id: str = "") -> HTMLResponse:
         return _page(
             "Payment status unknown",
             "<p>We could not find this checkout. If you paid, "
-            "your credit appears in Billing once Stripe confirms the payment.</p>",
+            "your credit appears under Credits once Stripe confirms the payment.</p>",
             platform,
         )
     credited = await asyncio.to_thread(
@@ -152,13 +155,13 @@ async def success(request: Request, session_id: str = "") -> HTMLResponse:
         return _page(
             "Payment received",
             f"<p>Thank you. Your ${amount} payment is confirmed; "
-            "the credit appears in Billing within moments.</p>",
+            "the credit appears under Credits within moments.</p>",
             platform,
         )
     return _page(
         "Payment processing",
         f"<p>Your ${amount} payment is still processing. The "
-        "credit appears in Billing as soon as Stripe confirms it.</p>",
+        "credit appears under Credits as soon as Stripe confirms it.</p>",
         platform,
     )
 
@@ -167,6 +170,6 @@ async def success(request: Request, session_id: str = "") -> HTMLResponse:
 async def cancel(request: Request, session_id: str = "") -> HTMLResponse:
     return _page(
         "Checkout canceled",
-        "<p>Nothing was charged. You can start a new checkout from Billing at any time.</p>",
+        "<p>Nothing was charged. You can start a new checkout from Credits at any time.</p>",
         platform_of(request),
     )

@@ -38,8 +38,9 @@ def _print(doc: object) -> None:
 
 
 def _served_urls(settings: Settings, args: argparse.Namespace) -> Settings:
-    """Without PRYV_PUBLIC_URL / PRYV_MCP_PUBLIC_URL, the URLs this server is reached at: the
-    MCP resource, the OAuth issuer and Stripe's return pages must name a real origin."""
+    """Without PRYV_PUBLIC_URL / PRYV_DASHBOARD_URL / PRYV_MCP_PUBLIC_URL, the URLs this server
+    is reached at: the MCP resource, the OAuth issuer, Stripe's return pages and their way back
+    to the dashboard must name a real origin (the ports given, not the defaults)."""
     from infra.settings import read_environment
 
     configured = read_environment().model_fields_set
@@ -50,6 +51,9 @@ def _served_urls(settings: Settings, args: argparse.Namespace) -> Settings:
     if "public_url" not in configured:
         url = f"http://{reachable(args.host)}:{args.port}"
         settings = dataclasses.replace(settings, public_url=url)
+    if args.dashboard_port and "dashboard_url" not in configured:  # Stripe's "back" link
+        url = f"http://{reachable(args.dashboard_host or args.host)}:{args.dashboard_port}"
+        settings = dataclasses.replace(settings, dashboard_url=url)
     if args.mcp_port and "mcp_public_url" not in configured:
         url = f"http://{reachable(args.mcp_host or args.host)}:{args.mcp_port}"
         settings = dataclasses.replace(settings, mcp_public_url=url)
@@ -113,6 +117,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             uvloop.run(_serve_with_dashboard(settings, workers, args))
         return 0
     app = create_app(settings=settings, workers=workers)
+    print(
+        f"Starting Pryv: API at {settings.public_url}/v1 (reading the log and loading the PII "
+        "models first: this takes a few seconds)",
+        file=sys.stderr,
+        flush=True,
+    )
     uvicorn.run(
         app,
         host=args.host,
@@ -123,6 +133,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return 0
+
+
+def announce(*, api: str, dashboard: str | None, mcp: str | None) -> None:
+    """Where Pryv answers, in plain words on stderr whatever the log format (JSON log lines
+    are for machines; a person starting `pryv serve` wants the URLs)."""
+    lines = ["", "Pryv is running:", f"  API        {api}/v1"]
+    if dashboard:
+        lines.append(f"  Dashboard  {dashboard}/")
+    if mcp:
+        lines.append(f"  MCP        {mcp}")
+    lines.append("Press Ctrl-C to stop.")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def _dashboard_socket(host: str, port: int) -> socket.socket | None:
@@ -171,6 +193,12 @@ async def _serve_with_dashboard(
             lifespan=lifespan,
         )
 
+    print(
+        "Starting Pryv: reading the event log into the read models, then loading the PII "
+        "models (a few seconds on a first start)...",
+        file=sys.stderr,
+        flush=True,
+    )
     platform = await open_platform(settings)
     try:
         api_app = create_app(platform, workers=workers)
@@ -201,6 +229,11 @@ async def _serve_with_dashboard(
             )
             servers.append(dashboard_server)
             tasks.add(asyncio.create_task(dashboard_server.serve(sockets=[sock])))
+        announce(
+            api=settings.public_url,
+            dashboard=settings.dashboard_url if sock is not None else None,
+            mcp=f"{settings.mcp_public_url or settings.public_url}/mcp",
+        )
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for server in servers:  # one stops: all stop
             server.should_exit = True

@@ -92,10 +92,19 @@ def test_pryv_serve_names_the_origins_it_listens_on(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.delenv("PRYV_PUBLIC_URL", raising=False)
     monkeypatch.delenv("PRYV_MCP_PUBLIC_URL", raising=False)
-    args = argparse.Namespace(host="0.0.0.0", port=9000, mcp_port=9001, mcp_host=None)
+    monkeypatch.delenv("PRYV_DASHBOARD_URL", raising=False)
+    args = argparse.Namespace(
+        host="0.0.0.0",
+        port=9000,
+        mcp_port=9001,
+        mcp_host=None,
+        dashboard_port=9002,
+        dashboard_host=None,
+    )
     served = _served_urls(Settings(), args)
     assert served.public_url == "http://127.0.0.1:9000"
     assert served.mcp_public_url == "http://127.0.0.1:9001"
+    assert served.dashboard_url == "http://127.0.0.1:9002"  # checkout's way back
     monkeypatch.setenv("PRYV_PUBLIC_URL", "https://api.example.com")
     configured = _served_urls(Settings(public_url="https://api.example.com"), args)
     assert configured.public_url == "https://api.example.com"
