@@ -20,6 +20,7 @@ from domain.api_keys import is_valid_key_id
 from domain.errors import ErrorKind, PryvError
 from domain.evidence import Authorization, Presented
 from domain.money import micros_to_usd
+from infra.operator_key import operator_signer
 from privacy.controls import PII_ENTITY_TYPES, PiiConfig
 from projections import balance, keys, ledger, ratelimit_config, usage
 from projections import settings as settings_projection
@@ -214,6 +215,7 @@ async def create_key(
         )
     except InvalidCommand as exc:
         raise PryvError(str(exc), code="invalid_params") from exc
+    await _welcome(platform, wallet)
     # Read-your-writes for the list that usually follows; the key exists either way.
     assert created.result.position is not None
     await wait_until_applied(
@@ -223,6 +225,27 @@ async def create_key(
         platform.settings.revocation_wait_seconds,
     )
     return {**key_object(new_key_record(created.key)), "key": created.issued.token}
+
+
+WELCOME_REASON = "welcome"
+
+
+async def _welcome(platform: Platform, wallet: str) -> None:
+    """A new wallet's test credit (PRYV_WELCOME_CREDIT_USD), granted once per wallet ever
+    (its grant ref is the wallet) and signed with the operator key like any grant."""
+    amount = platform.settings.welcome_credit_micros
+    if amount <= 0:
+        return
+    await asyncio.to_thread(
+        platform.app.grant_credits,
+        wallet=wallet,
+        env="test",
+        amount_micros=amount,
+        reason=WELCOME_REASON,
+        granted_by=WELCOME_REASON,
+        grant_ref=f"{WELCOME_REASON}:{wallet.lower()}",
+        authorization=operator_signer(platform.settings),
+    )
 
 
 async def update_key(

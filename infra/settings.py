@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -21,12 +22,14 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.api_keys import DEFAULT_RPM, DEFAULT_TPM
-from domain.money import MICROS_PER_USD
+from domain.money import MICROS_PER_USD, usd_to_micros
 from domain.tempo import DEFAULT_CHAIN_ID
 
 PATH_USD = "0x20c0000000000000000000000000000000000000"  # Tempo's pathUSD (TIP-20)
 MEMORY_ESCROW = "0x000000000000000000000000000000000e5c20e5"  # the in-memory chain's escrow
 _ADDRESS = r"^0x[0-9a-fA-F]{40}$"
+
+EMBEDDED_WELCOME_CREDIT_USD = Decimal("5")  # the embedded default's first-call test credit
 
 # Fields whose values are secrets: never shown in an error message or a repr.
 SECRET_FIELDS = frozenset(
@@ -89,6 +92,7 @@ class Settings:
     log_format: Literal["json", "text"] = "json"
     sealer_key: str | None = field(default=None, repr=False)  # else <data_dir>/sealer_key
     sealer_address: str | None = None  # the trusted sealer address(es), oldest first
+    welcome_credit_micros: int = 0  # test credit a new wallet's first key comes with
     operator_key: str | None = field(default=None, repr=False)  # signs operator actions
     operator_address: str | None = None  # the trusted operator address(es)
     tempo_rpc_url: str | None = None  # a Tempo node for MPP; None = the in-memory chain
@@ -161,6 +165,9 @@ class EnvironmentSettings(BaseSettings):
     sealer_address: str | None = None
     operator_key: str | None = Field(default=None, repr=False, pattern=r"^(0x)?[0-9a-fA-F]{64}$")
     operator_address: str | None = None
+    # Test credit granted once to each new wallet with its first key. Unset: $5 on the
+    # embedded default (a first call needs no operator), none on shared databases.
+    welcome_credit_usd: Decimal | None = Field(default=None, ge=0, le=1000, decimal_places=6)
     pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
     pii_threads: int | None = Field(default=None, ge=1, le=256)
     tempo_rpc_url: str | None = None
@@ -212,6 +219,14 @@ class EnvironmentSettings(BaseSettings):
             raise ConfigurationError(
                 "PRYV_TEMPO_RPC_URL needs PRYV_MPP_ESCROW (the channel escrow)"
             )
+        welcome = self.welcome_credit_usd
+        if welcome is None:
+            welcome = Decimal(0) if self.database_url else EMBEDDED_WELCOME_CREDIT_USD
+        if welcome and self.database_url and not self.operator_key:
+            raise ConfigurationError(
+                "PRYV_WELCOME_CREDIT_USD on a shared database needs PRYV_OPERATOR_KEY (the "
+                "welcome grant is an operator action, signed like any other)"
+            )
         if self.checkout_min_usd > self.checkout_max_usd:
             raise ConfigurationError("PRYV_CHECKOUT_MIN_USD must not exceed PRYV_CHECKOUT_MAX_USD")
         return Settings(
@@ -248,6 +263,7 @@ class EnvironmentSettings(BaseSettings):
             sealer_address=self.sealer_address,
             operator_key=self.operator_key,
             operator_address=self.operator_address,
+            welcome_credit_micros=usd_to_micros(str(welcome)),
             tempo_rpc_url=self.tempo_rpc_url,
             tempo_chain_id=self.tempo_chain_id,
             mpp_currency=self.mpp_currency.lower(),

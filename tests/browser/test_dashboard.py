@@ -63,6 +63,8 @@ async def test_sign_in(page: Any, site: Site, wallet: BrowserWallet) -> None:
     assert f"\n{wallet.account.address}\n" in message  # EIP-55, though the wallet said lower case
     assert "\nChain ID: 1\n" in message and "\nExpiration Time: " in message
     await page.wait_for_selector("#create-key-form")
+    # Only test models in this catalog (the embedded default's): the form starts on Test.
+    assert await page.is_checked("#env-test") and not await page.is_checked("#env-live")
     await page.screenshot(path=screenshot_path("keys-signed-in", site))
 
     # The session survives a reload (cookie), and signing out ends it on the server too.

@@ -421,3 +421,34 @@ async def test_a_roll_with_no_grace_is_refused_at_once_by_another_instance(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_new_wallets_first_key_comes_with_welcome_test_credit(tmp_path: Any) -> None:
+    """PRYV_WELCOME_CREDIT_USD (the embedded default's $5): one operator-signed test grant per
+    wallet, with its first key — a second key adds nothing; live credit is untouched."""
+    from bootstrap.platform import open_platform
+    from infra.settings import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "pryv", key_pepper=b"p", welcome_credit_micros=5_000_000
+    )
+    platform = await open_platform(settings)
+    try:
+        async with running_workers(platform):
+            transport = httpx.ASGITransport(app=create_app(platform))
+            async with httpx.AsyncClient(transport=transport, base_url="http://pryv.test") as c:
+                wallet = SigningWallet.create()
+                await create_key(c, wallet, env="test")
+                await create_key(c, wallet, env="test")
+                balance = (
+                    await c.get("/api/v1/billing/balance", headers=wallet.headers("balance"))
+                ).json()
+        log = await asyncio.to_thread(platform.app.read_log, 0, 10_000)
+    finally:
+        await platform.close()
+    grants = [e for e in log if e.topic == "pryv.CreditGrant.Granted.v1"]
+    assert len(grants) == 1
+    assert (grants[0].data["reason"], grants[0].data["env"]) == ("welcome", "test")
+    assert grants[0].data["evidence"]["kind"] == "operator"
+    assert balance["test"]["balanceMicros"] == 5_000_000, balance
+    assert balance["balanceMicros"] == 0  # live

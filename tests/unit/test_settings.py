@@ -15,7 +15,23 @@ def test_an_empty_environment_is_the_embedded_default(monkeypatch: pytest.Monkey
         if name.startswith("PRYV_") or name == "PERSISTENCE_MODULE":
             monkeypatch.delenv(name)
     settings = read_environment().to_settings()
-    assert settings.embedded and settings == Settings()
+    # The embedded default gives a new wallet $5 of test credit (a first call needs no operator).
+    assert settings.embedded and settings == Settings(welcome_credit_micros=5_000_000)
+
+
+def test_welcome_credit_is_off_on_shared_databases_and_needs_the_operator_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in list(os.environ):
+        if name.startswith("PRYV_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PRYV_DATABASE_URL", "postgresql://127.0.0.1/test")
+    assert read_environment().to_settings().welcome_credit_micros == 0
+    monkeypatch.setenv("PRYV_WELCOME_CREDIT_USD", "2.50")
+    with pytest.raises(ConfigurationError, match="PRYV_OPERATOR_KEY"):
+        read_environment().to_settings()
+    monkeypatch.setenv("PRYV_OPERATOR_KEY", "0x" + "0e" * 32)
+    assert read_environment().to_settings().welcome_credit_micros == 2_500_000
 
 
 def test_variables_arrive_in_internal_units(

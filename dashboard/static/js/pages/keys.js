@@ -25,8 +25,10 @@ function createForm(state, catalog, onCreated) {
     el("div", { class: "choice" },
       el("input", { type: "radio", id: `env-${value}`, name: "env", value, checked }),
       el("label", { for: `env-${value}` }, label));
+  // Default to the environment that has models (the embedded default has only test ones).
+  const initial = catalog.some((m) => !m.test_only) || catalog.length === 0 ? "live" : "test";
   const models = el("select", { id: "key-models", name: "models", multiple: true });
-  modelOptions(models, catalog, "live");
+  modelOptions(models, catalog, initial);
   const submit = el("button", { type: "submit", id: "create-key" }, "Create key");
   const form = el(
     "form",
@@ -34,8 +36,8 @@ function createForm(state, catalog, onCreated) {
     el("div", { class: "row" },
       field("Name", el("input", { id: "key-name", name: "name", type: "text", required: true, maxlength: "100", value: "Secret key", autocomplete: "off" })),
       el("fieldset", {}, el("legend", {}, "Environment"),
-        envChoice("live", "Live (spends live credit)", true),
-        envChoice("test", "Test (test credit and test models only)", false))),
+        envChoice("live", "Live (spends live credit)", initial === "live"),
+        envChoice("test", "Test (test credit and test models only)", initial === "test"))),
     field("Models", models, "None selected: every model of the key's environment. Ctrl/⌘-click selects several."),
     el("div", { class: "row" },
       field("Requests per minute", numberInput("key-rpm", { max: "1000000" }), "Empty: the platform default."),
