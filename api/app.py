@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from api import audit_feed, billing, gateway, management, mpp, observability, pii_preview
 from api.body_limits import BodyLimitMiddleware
+from api.cors import PublicApiCors
 from api.errors import install_error_handlers
 from api.openapi import install_openapi
 from bootstrap.platform import Platform, open_platform
@@ -97,10 +98,11 @@ def create_app(
         ("pryv_pii_documents", "PDFs and web pages read for redaction"),
     )
     install_error_handlers(app)
-    # The MCP door needs only URLs: reading them creates no data dir and no pepper.
-    app.state.mcp = mcp_door = create_mcp_door(
+    # The MCP door and CORS need only settings: reading them creates no data dir and no pepper.
+    known = (
         platform.settings if platform is not None else settings or read_environment().to_settings()
     )
+    app.state.mcp = mcp_door = create_mcp_door(known)
     app.include_router(consent.router)
     app.include_router(metadata.router)
     app.include_router(revocation.router)
@@ -113,6 +115,7 @@ def create_app(
     app.include_router(observability.router)
     # Outermost last: every request is logged and counted, then its body is bounded.
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(PublicApiCors, origins=known.cors_origins)  # preflights answered here
     app.add_middleware(observability.ObservabilityMiddleware, metrics=metrics)
     install_openapi(app)
     # Last: the MCP transport at /mcp and the OAuth endpoints at the root (/authorize, /token,

@@ -11,6 +11,7 @@ environment is the embedded default.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -93,6 +94,7 @@ class Settings:
     sealer_key: str | None = field(default=None, repr=False)  # else <data_dir>/sealer_key
     sealer_address: str | None = None  # the trusted sealer address(es), oldest first
     welcome_credit_micros: int = 0  # test credit a new wallet's first key comes with
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call /v1/* ("*": any)
     operator_key: str | None = field(default=None, repr=False)  # signs operator actions
     operator_address: str | None = None  # the trusted operator address(es)
     tempo_rpc_url: str | None = None  # a Tempo node for MPP; None = the in-memory chain
@@ -167,6 +169,7 @@ class EnvironmentSettings(BaseSettings):
     operator_address: str | None = None
     # Test credit granted once to each new wallet with its first key. Unset: $5 on the
     # embedded default (a first call needs no operator), none on shared databases.
+    cors_origins: str | None = None  # comma-separated origins (https://app.example), or *
     welcome_credit_usd: Decimal | None = Field(default=None, ge=0, le=1000, decimal_places=6)
     pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
     pii_threads: int | None = Field(default=None, ge=1, le=256)
@@ -264,6 +267,7 @@ class EnvironmentSettings(BaseSettings):
             operator_key=self.operator_key,
             operator_address=self.operator_address,
             welcome_credit_micros=usd_to_micros(str(welcome)),
+            cors_origins=parse_origins(self.cors_origins),
             tempo_rpc_url=self.tempo_rpc_url,
             tempo_chain_id=self.tempo_chain_id,
             mpp_currency=self.mpp_currency.lower(),
@@ -272,6 +276,17 @@ class EnvironmentSettings(BaseSettings):
             mpp_env=self.mpp_env,
             mpp_realm=self.mpp_realm,
         )
+
+
+def parse_origins(text: str | None) -> tuple[str, ...]:
+    """`https://a.example, http://localhost:3000` -> origins; `*` alone allows any."""
+    origins = tuple(part.strip().rstrip("/") for part in (text or "").split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+            raise ConfigurationError(
+                f"PRYV_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port])"
+            )
+    return origins
 
 
 def _variable(name: str) -> str:

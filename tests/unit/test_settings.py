@@ -124,3 +124,15 @@ def test_pryv_serve_names_the_origins_it_listens_on(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("PRYV_PUBLIC_URL", "https://api.example.com")
     configured = _served_urls(Settings(public_url="https://api.example.com"), args)
     assert configured.public_url == "https://api.example.com"
+
+
+def test_cors_origins_are_origins() -> None:
+    from infra.settings import parse_origins
+
+    assert parse_origins(" https://a.example/, http://localhost:3000 ") == (
+        "https://a.example",
+        "http://localhost:3000",
+    )
+    assert parse_origins("*") == ("*",) and parse_origins(None) == ()
+    with pytest.raises(ConfigurationError, match="PRYV_CORS_ORIGINS"):
+        parse_origins("https://a.example/path")
