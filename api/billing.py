@@ -58,6 +58,8 @@ async def checkout(request: Request, body: CheckoutRequest) -> dict[str, Any]:
         action=WalletAction.CHECKOUT,
         key_id="",
         nonces=platform.nonces,
+        limiter=platform.call_limits,
+        per_minute=platform.settings.management_calls_per_minute,
     )
     return await open_checkout(
         platform,

@@ -30,11 +30,14 @@ router = APIRouter(prefix="/api/v1", tags=["management"])
 async def _signed(
     request: Request, body: WalletFields | None, action: WalletAction, key_id: str = ""
 ) -> WalletIdentity:
+    platform = platform_of(request)
     return await authenticate_wallet(
         wallet_fields_from_request(request, body),
         action=action,
         key_id=key_id,
-        nonces=platform_of(request).nonces,
+        nonces=platform.nonces,
+        limiter=platform.call_limits,
+        per_minute=platform.settings.management_calls_per_minute,
     )
 
 

@@ -16,6 +16,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.errors import ApiError
+from commands.call_limits import CallLimiter
 from domain.evidence import Presented, wallet_signed
 from domain.wallet_messages import (
     WalletAction,
@@ -78,7 +79,12 @@ async def authenticate_wallet(
     key_id: str,
     nonces: NonceStore,
     now: datetime | None = None,
+    limiter: CallLimiter | None = None,
+    per_minute: int = 0,
 ) -> WalletIdentity:
+    """The verified signer of this call. With `limiter`, a wallet gets `per_minute` signed
+    calls a minute (counted after the signature checks, so nobody can spend another wallet's
+    allowance): beyond, 429 `rate_limit_exceeded` with Retry-After."""
     if not (fields.wallet_address and fields.message and fields.signature):
         raise ApiError(
             401,
@@ -94,5 +100,17 @@ async def authenticate_wallet(
             raise WalletAuthError(WalletAuthCode.NONCE_REPLAY, "nonce already used")
     except WalletAuthError as exc:
         raise ApiError(403, exc.code, exc.message) from exc
+    if limiter is not None:
+        wait = await limiter.hit(
+            f"wallet:{wallet}", limit=per_minute, window_seconds=60, now_s=int(now.timestamp())
+        )
+        if wait is not None:
+            raise ApiError(
+                429,
+                "rate_limit_exceeded",
+                f"more than {per_minute} management calls a minute from this wallet; "
+                f"retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
     evidence = wallet_signed(wallet, fields.message, fields.signature)
     return WalletIdentity(wallet=wallet, nonce=message.nonce, evidence=evidence)

@@ -15,6 +15,7 @@ from psycopg import sql
 
 from commands.admission import AdmissionGate
 from commands.application import PryvApplication
+from commands.call_limits import CallLimiter
 from commands.chain import Chain
 from commands.group_commit import GroupCommitWriter
 from commands.metering import Meter, MeteringLimits
@@ -24,6 +25,7 @@ from domain.tempo import TempoTerms
 from infra.admission_memory import MemoryAdmission
 from infra.bus import EventBus
 from infra.bus_memory import MemoryBus
+from infra.call_limits_memory import MemoryCallLimiter
 from infra.catalog_files import load_catalog, load_credit_packs
 from infra.dashboard_sessions import MemorySessionStore, RedisSessionStore, SessionStore
 from infra.ethereum import Account
@@ -53,6 +55,7 @@ class Platform:
     chain: Chain
     tempo: TempoTerms
     payee_key: str = field(repr=False, default="")  # signs the escrow closes MPP sessions end with
+    call_limits: CallLimiter = field(default_factory=MemoryCallLimiter)  # management calls
 
     async def close(self) -> None:
         await self.meter.drain()
@@ -60,6 +63,7 @@ class Platform:
         await self.writer.close()
         await self.upstreams.close()
         await self.nonces.close()
+        await self.call_limits.close()
         await self.read_store.close()
         await self.bus.close()
         self.app.close()
@@ -94,13 +98,16 @@ async def open_platform(settings: Settings) -> Platform:
     gate: AdmissionGate
     if settings.redis_url:
         from infra.admission_redis import RedisAdmission
+        from infra.call_limits_redis import RedisCallLimiter
         from infra.read_store_redis import RedisReadStore
 
         redis_store = RedisReadStore.from_url(settings.redis_url, settings.redis_prefix)
         read_store, gate = redis_store, RedisAdmission(redis_store)
+        call_limits: CallLimiter = RedisCallLimiter(redis_store.client, redis_store.prefix)
     else:
         memory_store = MemoryReadStore()
         read_store, gate = memory_store, MemoryAdmission(memory_store)
+        call_limits = MemoryCallLimiter()
     if settings.database_url:
         nonces = await PostgresNonceStore.open(settings.database_url, settings.database_schema)
     else:
@@ -144,6 +151,7 @@ async def open_platform(settings: Settings) -> Platform:
         chain,
         tempo,
         payee_key,
+        call_limits,
     )
 
 

@@ -95,6 +95,7 @@ class Settings:
     sealer_address: str | None = None  # the trusted sealer address(es), oldest first
     welcome_credit_micros: int = 0  # test credit a new wallet's first key comes with
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call /v1/* ("*": any)
+    management_calls_per_minute: int = 120  # per wallet, across instances (429 beyond)
     operator_key: str | None = field(default=None, repr=False)  # signs operator actions
     operator_address: str | None = None  # the trusted operator address(es)
     tempo_rpc_url: str | None = None  # a Tempo node for MPP; None = the in-memory chain
@@ -170,6 +171,7 @@ class EnvironmentSettings(BaseSettings):
     # Test credit granted once to each new wallet with its first key. Unset: $5 on the
     # embedded default (a first call needs no operator), none on shared databases.
     cors_origins: str | None = None  # comma-separated origins (https://app.example), or *
+    management_calls_per_minute: int = Field(default=120, ge=1, le=100_000)
     welcome_credit_usd: Decimal | None = Field(default=None, ge=0, le=1000, decimal_places=6)
     pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
     pii_threads: int | None = Field(default=None, ge=1, le=256)
@@ -268,6 +270,7 @@ class EnvironmentSettings(BaseSettings):
             operator_address=self.operator_address,
             welcome_credit_micros=usd_to_micros(str(welcome)),
             cors_origins=parse_origins(self.cors_origins),
+            management_calls_per_minute=self.management_calls_per_minute,
             tempo_rpc_url=self.tempo_rpc_url,
             tempo_chain_id=self.tempo_chain_id,
             mpp_currency=self.mpp_currency.lower(),

@@ -452,3 +452,36 @@ async def test_a_new_wallets_first_key_comes_with_welcome_test_credit(tmp_path: 
     assert grants[0].data["evidence"]["kind"] == "operator"
     assert balance["test"]["balanceMicros"] == 5_000_000, balance
     assert balance["balanceMicros"] == 0  # live
+
+
+async def test_management_calls_are_rate_limited_per_wallet(platform_settings: Any) -> None:
+    """PRYV_MANAGEMENT_CALLS_PER_MINUTE: beyond it a wallet's signed calls get 429 with
+    Retry-After (no key is created), while another wallet is unaffected."""
+    import dataclasses
+
+    from bootstrap.platform import open_platform
+
+    settings = dataclasses.replace(platform_settings, management_calls_per_minute=3)
+    platform = await open_platform(settings)
+    try:
+        async with running_workers(platform, seal=False):
+            transport = httpx.ASGITransport(app=create_app(platform))
+            async with httpx.AsyncClient(transport=transport, base_url="http://pryv.test") as c:
+                busy, other = SigningWallet.create(), SigningWallet.create()
+                statuses = []
+                for _ in range(7):  # 3 a window: a 429 comes by the 7th even across a minute
+                    answer = await c.post("/api/v1/keys", json=busy.fields("create"))
+                    statuses.append(answer.status_code)
+                    if answer.status_code != 201:
+                        break
+                assert statuses[-1] == 429 and 3 <= statuses.count(201) <= 6, statuses
+                assert answer.json()["error"]["code"] == "rate_limit_exceeded"
+                assert 1 <= int(answer.headers["Retry-After"]) <= 60
+                assert (
+                    await c.post("/api/v1/keys", json=other.fields("create"))
+                ).status_code == 201
+        log = await asyncio.to_thread(platform.app.read_log, 0, 10_000)
+        created = sum(e.topic == "pryv.ApiKey.Created.v1" for e in log)
+        assert created == statuses.count(201) + 1  # the refused calls created nothing
+    finally:
+        await platform.close()
