@@ -3,9 +3,10 @@ signature, call gateway.accounts, shape."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from api.context import platform_of
 from api.management_schemas import (
@@ -21,8 +22,10 @@ from api.wallet_auth import (
     authenticate_wallet,
     wallet_fields_from_request,
 )
+from domain import ids
 from domain.wallet_messages import WalletAction
 from gateway import accounts
+from gateway.usage_report import UsageFilter, usage_report
 
 router = APIRouter(prefix="/api/v1", tags=["management"])
 
@@ -139,6 +142,33 @@ async def get_balance(request: Request) -> dict[str, Any]:
     """Live and test balances. `available` = balance minus credit held by in-flight requests."""
     wallet = await _auth(request, None, WalletAction.BALANCE)
     return await accounts.balance_document(platform_of(request).read_store, wallet)
+
+
+@router.get("/usage", response_model=None)
+async def get_usage(
+    request: Request,
+    start: str | None = Query(default=None, alias="from"),
+    end: str | None = Query(default=None, alias="to"),
+    env: str | None = Query(default=None),
+    key_id: str | None = Query(default=None, alias="keyId"),
+    model: str | None = Query(default=None),
+    format: str = Query(default="json", pattern="^(json|csv)$"),
+) -> dict[str, Any] | Response:
+    """Spend, requests and tokens per UTC day, env, key and model in [from, to] (default the
+    last 30 days, at most 366), filtered by env, keyId and model; `format=csv` for a file."""
+    wallet = await _auth(request, None, WalletAction.USAGE)
+    wanted = UsageFilter.parse(
+        start, end, today=datetime.now(UTC).date(), env=env, key_id=key_id, model=model
+    )
+    report = await usage_report(
+        platform_of(request).read_store,
+        str(ids.account_id(wallet)),
+        wanted,
+        as_csv=format == "csv",
+    )
+    if isinstance(report, str):
+        return Response(report, media_type="text/csv; charset=utf-8")
+    return report
 
 
 @router.get("/billing/ledger")

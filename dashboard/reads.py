@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from dashboard.context import context, current_session, now
 from domain import ids
 from domain.money import micros_to_usd
 from gateway.accounts import balance_document, keys_page, ledger_page, settings_object
 from gateway.models import model_object
+from gateway.usage_report import UsageFilter, usage_report
 from projections import settings as settings_projection
 from projections import usage
 from projections.store import ReadStore
@@ -78,6 +79,32 @@ async def get_usage(request: Request, days: int = Query(default=14, ge=1, le=90)
         day = (today - timedelta(days=back)).isoformat()
         out.append({"date": day, **{env: await _day(store, account, env, day) for env in ENVS}})
     return {"object": "usage", "days": out}
+
+
+@router.get("/usage/report", response_model=None)
+async def get_usage_report(
+    request: Request,
+    start: str | None = Query(default=None, alias="from"),
+    end: str | None = Query(default=None, alias="to"),
+    env: str | None = Query(default=None),
+    key_id: str | None = Query(default=None, alias="keyId"),
+    model: str | None = Query(default=None),
+    format: str = Query(default="json", pattern="^(json|csv)$"),
+) -> dict[str, Any] | Response:
+    """Spend, requests and tokens per day, env, key and model in [from, to] (UTC days),
+    filtered; `format=csv` downloads it."""
+    wanted = UsageFilter.parse(start, end, today=now().date(), env=env, key_id=key_id, model=model)
+    report = await usage_report(
+        _store(request), await _account(request), wanted, as_csv=format == "csv"
+    )
+    if isinstance(report, str):
+        filename = f"pryv-usage-{wanted.start}-{wanted.end}.csv"
+        return Response(
+            report,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return report
 
 
 @router.get("/settings")

@@ -28,6 +28,7 @@ class WalletAction(StrEnum):
     ROTATE = "rotate"
     BALANCE = "balance"
     LEDGER = "ledger"
+    USAGE = "usage"
     CHECKOUT = "checkout"
     SETTINGS = "settings"
 

@@ -216,6 +216,19 @@ async def test_usage_ledger_pages_and_chart(page: Any, site: Site, wallet: Brows
     await page.wait_for_selector("#ledger-page:has-text('Page 1')")
     assert await page.locator("#ledger-body tr").all_inner_texts() == first
 
+    # The breakdown by key and model: the key's one request, and the same rows as CSV.
+    row = await page.inner_text("#usage-body tr")
+    assert "usage" in row and "pryv-echo" in row and "\t1\t" in f"\t{row}\t".replace("\n", "\t")
+    href = await page.get_attribute("#usage-csv", "href")
+    assert href is not None and "format=csv" in href
+    csv_text = await page.evaluate("(href) => fetch(href).then((r) => r.text())", href)
+    header, line = csv_text.strip().splitlines()
+    assert header == "date,env,key_id,key_name,model,requests,tokens_in,tokens_out,spend_usd"
+    assert ",test," in line and ",usage,pryv-echo,1," in line
+    await page.fill("#usage-model", "no-such-model")
+    await page.click("#usage-apply")
+    await page.wait_for_selector("#usage-body td.muted")
+
 
 async def test_models_page_lists_the_catalog(page: Any, site: Site) -> None:
     await goto(page, "models", "#models-table")  # public: no sign-in needed

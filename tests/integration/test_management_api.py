@@ -485,3 +485,67 @@ async def test_management_calls_are_rate_limited_per_wallet(platform_settings: A
         assert created == statuses.count(201) + 1  # the refused calls created nothing
     finally:
         await platform.close()
+
+
+async def test_usage_report_by_day_key_and_model_with_csv(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    """GET /api/v1/usage (action=usage): rows per day, env, key and model from the usage
+    projection, filtered, totalled, and as CSV; bad periods are 400."""
+    wallet = SigningWallet.create()
+    first = await create_key(client, wallet, env="test", name="first")
+    second = await create_key(client, wallet, env="test", name="second")
+    granted = await asyncio.to_thread(
+        platform.app.grant_credits,
+        authorization=OPERATOR,
+        wallet=wallet.address.lower(),
+        env="test",
+        amount_micros=5_000_000,
+        reason="t",
+        granted_by="t",
+        grant_ref=f"{first['id']}-usage",
+    )
+    ask = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi there"}]}
+    position = granted.position
+    for token in (first["key"], first["key"], second["key"]):
+        assert position is not None
+        for name in PROJECTIONS:
+            assert await wait_until_applied(platform.read_store, name, position, 30)
+        answer = await client.post(
+            "/v1/chat/completions", json=ask, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 200, answer.text
+        position = await asyncio.to_thread(platform.app.max_position)
+    for name in PROJECTIONS:
+        assert await wait_until_applied(platform.read_store, name, position, 30)
+
+    async def report(**params: str) -> httpx.Response:
+        return await client.get("/api/v1/usage", params=params, headers=wallet.headers("usage"))
+
+    doc = (await report()).json()
+    today = datetime.now(UTC).date().isoformat()
+    rows = {(r["keyName"], r["model"]): r for r in doc["data"]}
+    assert set(rows) == {("first", "pryv-echo"), ("second", "pryv-echo")}
+    assert (
+        rows[("first", "pryv-echo")]["requests"] == 2
+        and rows[("first", "pryv-echo")]["date"] == today
+    )
+    assert doc["totals"]["requests"] == 3
+    assert doc["totals"]["spendMicros"] == sum(r["spendMicros"] for r in doc["data"]) > 0
+    only_second = (await report(keyId=second["id"])).json()["data"]
+    assert [r["keyName"] for r in only_second] == ["second"]
+    assert (await report(model="other")).json()["data"] == []
+    assert (await report(env="live")).json()["data"] == []
+    csv_text = (await report(format="csv")).text.splitlines()
+    assert csv_text[0] == "date,env,key_id,key_name,model,requests,tokens_in,tokens_out,spend_usd"
+    assert any(
+        line.startswith(f"{today},test,{first['id']},first,pryv-echo,2,") for line in csv_text
+    )
+    assert len(csv_text) == 3
+    for bad in (
+        {"from": "yesterday"},
+        {"from": "2026-01-02", "to": "2026-01-01"},
+        {"from": "2020-01-01"},
+    ):
+        answer = await report(**bad)
+        assert answer.status_code == 400, (bad, answer.text)
