@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 
 from domain import ids
 from projections import keys as keys_projection
@@ -305,4 +306,35 @@ async def test_mobile_width(browser: Any, site: Site, wallet: BrowserWallet) -> 
         )
         assert overflow <= 0, f"{route} scrolls sideways at 375 px"
         await page.screenshot(path=screenshot_path(f"mobile-{route}", site), full_page=True)
+    await context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_every_models_column_is_visible(browser: Any, site: Site, width: int) -> None:
+    """The Models table's prices, context, max output and access sit inside the viewport at a
+    desktop and a phone width (element boxes, not text): nothing is cut off or off-screen."""
+    context = await browser.new_context(viewport={"width": width, "height": 900})
+    page = await context.new_page()
+    await page.goto(site.dashboard_url)
+    await page.wait_for_selector("body[data-ready=true]")
+    await goto(page, "models", "#models-table tr[data-model='pryv-echo']")
+    row = page.locator("#models-table tr[data-model='pryv-echo']")
+    cells = row.locator("th, td")
+    assert await cells.count() == 6
+    for index in range(6):
+        cell = cells.nth(index)
+        box = await cell.bounding_box()
+        assert box is not None and box["width"] > 0 and box["height"] > 0, index
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width + 0.5, (index, box)
+        # the cell's content fits in the cell (no clipped text)
+        clipped = await cell.evaluate("(c) => c.scrollWidth - c.clientWidth")
+        assert clipped <= 1, (index, clipped)
+    text = await row.inner_text()
+    for value in ("$1.00", "$2.00", "16,384", "1,024", "test keys only"):
+        assert value in text
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    await page.screenshot(path=screenshot_path(f"models-{width}", site), full_page=True)
     await context.close()
