@@ -1,4 +1,5 @@
-"""Destructive actions (create key, revoke key, checkout, settings) and the public credit packs.
+"""Destructive actions (create, edit, roll and revoke keys; checkout; settings) and the public
+credit packs.
 
 Each action is forwarded, in-process, to the public API app's own route (api.management,
 api.billing), so it is verified by exactly the code that verifies API calls: the same body
@@ -75,6 +76,18 @@ async def create_key(request: Request) -> Response:
 async def revoke_key(request: Request, key_id: str) -> Response:
     """Body: `message` and `signature` (action=revoke, keyId=key_id), optional `reason`."""
     return await _signed(request, "DELETE", f"/api/v1/keys/{quote(key_id, safe='')}")
+
+
+@router.patch("/keys/{key_id}")
+async def update_key(request: Request, key_id: str) -> Response:
+    """Body: the terms to change plus `message` and `signature` (action=update, keyId)."""
+    return await _signed(request, "PATCH", f"/api/v1/keys/{quote(key_id, safe='')}")
+
+
+@router.post("/keys/{key_id}/rotate")
+async def rotate_key(request: Request, key_id: str) -> Response:
+    """Body: `gracePeriodSeconds` plus `message` and `signature` (action=rotate, keyId)."""
+    return await _signed(request, "POST", f"/api/v1/keys/{quote(key_id, safe='')}/rotate")
 
 
 @router.post("/checkout")

@@ -338,3 +338,46 @@ async def test_every_models_column_is_visible(browser: Any, site: Site, width: i
     assert overflow <= 0
     await page.screenshot(path=screenshot_path(f"models-{width}", site), full_page=True)
     await context.close()
+
+
+async def test_edit_and_roll_a_key(page: Any, site: Site, wallet: BrowserWallet) -> None:
+    """Edit changes the key's terms (a wallet-signed PATCH); Roll shows a new secret once, and
+    with "Now" the old secret is refused at once while the new one works."""
+    await sign_in(page)
+    await site.grant(wallet.account.address, "2", env="test", ref="roll-1")
+    old_secret = await create_key(page, "Rolling")
+    await page.click("#secret-done")
+    key_id = old_secret.split("_")[2]
+
+    await page.click(f"button[data-edit='{key_id}']")
+    await page.wait_for_selector("#edit-dialog[open]")
+    assert await page.input_value("#edit-name") == "Rolling"
+    await page.fill("#edit-name", "Rolled")
+    await page.fill("#edit-rpm", "7")
+    await page.click("#edit-dialog-confirm")
+    await page.wait_for_selector(f"tr[data-key-id='{key_id}']:has-text('Rolled')")
+    [record] = [k for k in await account_keys(site, wallet) if k.key_id == key_id]
+    assert (record.name, record.rpm) == ("Rolled", 7)
+    assert any("action=update" in m and f"keyId={key_id}" in m for m in wallet.signed)
+
+    await page.click(f"button[data-roll='{key_id}']")
+    await page.wait_for_selector("#roll-dialog[open]")
+    await page.select_option("#roll-grace", "0")
+    await page.screenshot(path=screenshot_path("roll-dialog", site))
+    await page.click("#roll-dialog-confirm")
+    await page.wait_for_selector("#new-secret")
+    new_secret = await page.inner_text("[data-testid=secret]")
+    assert new_secret != old_secret and new_secret.split("_")[2] == key_id
+    ask = {
+        "model": "pryv-echo",
+        "messages": [{"role": "user", "content": "hi"}],
+        "skip_pii_redaction": True,
+    }
+    async with httpx.AsyncClient(base_url=site.api_url, timeout=60) as api:
+        old = await api.post(
+            "/v1/chat/completions", json=ask, headers={"Authorization": f"Bearer {old_secret}"}
+        )
+        new = await api.post(
+            "/v1/chat/completions", json=ask, headers={"Authorization": f"Bearer {new_secret}"}
+        )
+    assert (old.status_code, new.status_code) == (401, 200), (old.text, new.text)

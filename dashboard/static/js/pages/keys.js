@@ -125,6 +125,47 @@ function revokeDialog() {
   };
 }
 
+// A modal form: resolves with its fields when submitted, null when cancelled.
+function formDialog(id, title, fields, submitLabel) {
+  const dialog = el("dialog", { id, "aria-labelledby": `${id}-title` });
+  const form = el("form", { method: "dialog" });
+  const submit = el("button", { type: "submit", id: `${id}-confirm`, value: "confirm" }, submitLabel);
+  const cancel = el("button", { type: "button", class: "secondary", id: `${id}-cancel` }, "Cancel");
+  const text = el("p", { id: `${id}-text` });
+  form.append(text, ...fields, el("div", { class: "actions" }, submit, cancel));
+  dialog.append(el("h2", { id: `${id}-title` }, title), form);
+  cancel.addEventListener("click", () => dialog.close("cancel"));
+  return {
+    dialog,
+    ask(description, fill = () => {}) {
+      text.textContent = description;
+      fill(form);
+      return new Promise((resolve) => {
+        dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm" ? form : null), { once: true });
+        dialog.returnValue = "";
+        dialog.showModal();
+      });
+    },
+  };
+}
+
+const GRACE_CHOICES = [["0", "Now"], ["3600", "In 1 hour"], ["86400", "In 24 hours"], ["604800", "In 7 days"]];
+
+function rollDialog() {
+  const grace = el("select", { id: "roll-grace", name: "grace" },
+    ...GRACE_CHOICES.map(([value, label]) => el("option", { value, selected: value === "86400" }, label)));
+  return formDialog("roll-dialog", "Roll this key?", [field("The current secret stops working", grace)], "Roll key");
+}
+
+function editDialog() {
+  return formDialog("edit-dialog", "Edit key", [
+    field("Name", el("input", { id: "edit-name", name: "name", type: "text", required: true, maxlength: "100", autocomplete: "off" })),
+    field("Requests per minute", numberInput("edit-rpm", { max: "1000000" }), "Empty: the platform default."),
+    field("Tokens per minute", numberInput("edit-tpm", { max: "1000000000" }), "Empty: the platform default."),
+    field("Monthly budget (USD)", el("input", { id: "edit-budget", name: "edit-budget", type: "text", inputmode: "decimal", pattern: "^[0-9]+(\\.[0-9]{1,6})?$", autocomplete: "off" }), "Empty: no budget."),
+  ], "Save");
+}
+
 function keyRow(key) {
   // An MCP client's connection is a key whose secret nobody holds: marked, revocable the same way.
   const name = key.kind === "mcp_connection"
@@ -153,7 +194,48 @@ export async function render(main, state) {
   const more = el("button", { type: "button", class: "secondary", id: "keys-more", hidden: true }, "Load more");
   const secretSlot = el("div", { id: "secret-slot" });
   const confirmer = revokeDialog();
+  const roller = rollDialog();
+  const editor = editDialog();
   let cursor = null;
+
+  function redraw(key) {
+    const current = listBody.querySelector(`tr[data-key-id="${CSS.escape(key.id)}"]`);
+    if (current) current.replaceWith(row(key));
+  }
+
+  async function roll(key, button) {
+    const form = await roller.ask(`“${key.name}” (${key.prefix}…${key.last4}) gets a new secret; the current one keeps working until the time you choose, then every Pryv instance refuses it.`);
+    if (!form) return;
+    await busy(button, "Signing…", async () => {
+      const signed = await signAction(state.session, "rotate", key.id);
+      const rolled = await api(`/app/api/keys/${encodeURIComponent(key.id)}/rotate`, {
+        method: "POST", body: { ...signed, gracePeriodSeconds: Number(form.elements.grace.value) } });
+      secretSlot.replaceChildren(secretPanel(rolled, () => announce("The key is no longer shown.")));
+      secretSlot.querySelector("h2").focus();
+      announce(`Key “${key.name}” rolled. Copy the new secret now: it is shown once.`);
+      redraw({ ...key, ...rolled });
+    });
+  }
+
+  async function edit(key, button) {
+    const form = await editor.ask(`Change “${key.name}” (${key.prefix}…${key.last4}); empty fields clear their limit.`, (f) => {
+      f.elements.name.value = key.name;
+      f.elements["edit-rpm"].value = key.rpm ?? "";
+      f.elements["edit-tpm"].value = key.tpm ?? "";
+      f.elements["edit-budget"].value = key.monthlyBudgetUsd ?? "";
+    });
+    if (!form) return;
+    await busy(button, "Signing…", async () => {
+      const value = (name, convert = (v) => v) => (form.elements[name].value.trim() === "" ? null : convert(form.elements[name].value.trim()));
+      const signed = await signAction(state.session, "update", key.id);
+      const changed = await api(`/app/api/keys/${encodeURIComponent(key.id)}`, {
+        method: "PATCH",
+        body: { ...signed, name: form.elements.name.value.trim(), rpm: value("edit-rpm", Number), tpm: value("edit-tpm", Number), monthlyBudgetUsd: value("edit-budget") },
+      });
+      announce(`Key “${changed.name}” saved.`);
+      redraw({ ...key, ...changed });
+    });
+  }
 
   async function revoke(key, button) {
     if (!(await confirmer.ask(key))) return;
@@ -174,7 +256,17 @@ export async function render(main, state) {
     const action = key.status === "active"
       ? el("button", { type: "button", class: "secondary", "aria-label": `Revoke key ${key.name}`, "data-revoke": key.id }, "Revoke")
       : el("span", { class: "muted" }, "—");
-    if (key.status === "active") action.addEventListener("click", () => revoke(key, action));
+    if (key.status === "active") {
+      action.addEventListener("click", () => revoke(key, action));
+      const editing = el("button", { type: "button", class: "secondary", "aria-label": `Edit key ${key.name}`, "data-edit": key.id }, "Edit");
+      editing.addEventListener("click", () => edit(key, editing));
+      cell.append(editing, " ");
+      if (key.kind !== "mcp_connection") {
+        const rolling = el("button", { type: "button", class: "secondary", "aria-label": `Roll key ${key.name}`, "data-roll": key.id }, "Roll");
+        rolling.addEventListener("click", () => roll(key, rolling));
+        cell.append(rolling, " ");
+      }
+    }
     cell.append(action);
     tr.append(cell);
     return tr;
@@ -207,13 +299,15 @@ export async function render(main, state) {
     el("section", { class: "panel", "aria-labelledby": "create-title" }, el("h2", { id: "create-title" }, "Create a key"), form),
     el("section", { class: "panel", "aria-labelledby": "list-title" },
       el("h2", { id: "list-title" }, "Your keys"),
-      el("div", { class: "table-wrap" },
+      el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Your keys" },
         el("table", { id: "keys-table" },
           el("caption", { class: "sr-only" }, "API keys, newest first. Secrets are never shown here."),
           el("thead", {}, el("tr", {}, ...["Name", "Key", "Env", "Status", "Created", "Last used", "This month", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
           listBody)),
       el("div", { class: "actions" }, more)),
     confirmer.dialog,
+    roller.dialog,
+    editor.dialog,
   );
   await load(true);
 }
