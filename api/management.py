@@ -144,6 +144,21 @@ async def get_balance(request: Request) -> dict[str, Any]:
     return await accounts.balance_document(platform_of(request).read_store, wallet)
 
 
+@router.get("/activity")
+async def get_activity(
+    request: Request,
+    limit: int = Query(default=20, ge=1, le=100),
+    cursor: str | None = Query(default=None),
+) -> dict[str, Any]:
+    """The account's activity, newest first: keys created, changed, rolled and revoked,
+    settings changed, MCP connections, purchases, grants, refunds and disputes — each with
+    who allowed it (`by`: wallet, operator <address>, Stripe <event id>, a payment)."""
+    wallet = await _auth(request, None, WalletAction.ACTIVITY)
+    return await accounts.activity_page_document(
+        platform_of(request).read_store, wallet, cursor=cursor, limit=limit
+    )
+
+
 @router.get("/usage", response_model=None)
 async def get_usage(
     request: Request,

@@ -361,7 +361,8 @@ class PryvApplication(Application[UUID]):
             raise InvalidCommand("a key keeps a name")
         if wanted == current:
             return CommandResult(key.id, None, duplicate=True)
-        evidence = _evidence(authorization, "ApiKey.LimitsChanged", key.id, key.version + 1, wanted)
+        signed = {**wanted, "account_id": key.account_id}
+        evidence = _evidence(authorization, "ApiKey.LimitsChanged", key.id, key.version + 1, signed)
         try:
             key.change_limits(**wanted, evidence=evidence)
         except DomainRuleViolation as exc:
@@ -390,6 +391,7 @@ class PryvApplication(Application[UUID]):
             "last4": issued.last4,
             "previous_secret_hash": key.secret_hash,
             "previous_expires_at": expires,
+            "account_id": key.account_id,
         }
         evidence = _evidence(authorization, "ApiKey.Rolled", key.id, key.version + 1, fields)
         try:
@@ -414,7 +416,7 @@ class PryvApplication(Application[UUID]):
         key = self._owned_key(wallet, key_id)
         if key.revoked:
             return CommandResult(key.id, None, duplicate=True)
-        fields = {"reason": reason}
+        fields = {"reason": reason, "account_id": key.account_id}
         key.revoke(
             reason, _evidence(authorization, "ApiKey.Revoked", key.id, key.version + 1, fields)
         )

@@ -11,7 +11,13 @@ from fastapi import APIRouter, Query, Request, Response
 from dashboard.context import context, current_session, now
 from domain import ids
 from domain.money import micros_to_usd
-from gateway.accounts import balance_document, keys_page, ledger_page, settings_object
+from gateway.accounts import (
+    activity_page_document,
+    balance_document,
+    keys_page,
+    ledger_page,
+    settings_object,
+)
 from gateway.models import model_object
 from gateway.usage_report import UsageFilter, usage_report
 from projections import settings as settings_projection
@@ -79,6 +85,17 @@ async def get_usage(request: Request, days: int = Query(default=14, ge=1, le=90)
         day = (today - timedelta(days=back)).isoformat()
         out.append({"date": day, **{env: await _day(store, account, env, day) for env in ENVS}})
     return {"object": "usage", "days": out}
+
+
+@router.get("/activity")
+async def get_activity(
+    request: Request,
+    limit: int = Query(default=20, ge=1, le=100),
+    cursor: str | None = Query(default=None),
+) -> dict[str, Any]:
+    return await activity_page_document(
+        _store(request), await _wallet(request), cursor=cursor, limit=limit
+    )
 
 
 @router.get("/usage/report", response_model=None)

@@ -112,7 +112,14 @@ class ApiKey(Aggregate):
         if self.revoked:
             raise DomainRuleViolation("a revoked key cannot change")
         self._limits_changed(
-            name, list(models), rpm, tpm, monthly_budget_micros, expires_at, evidence
+            name,
+            list(models),
+            rpm,
+            tpm,
+            monthly_budget_micros,
+            expires_at,
+            evidence,
+            self.account_id,
         )
 
     @event("LimitsChanged")
@@ -125,6 +132,7 @@ class ApiKey(Aggregate):
         monthly_budget_micros: int | None,
         expires_at: str | None,
         evidence: dict[str, str] | None = None,
+        account_id: str = "",  # repeated for the account's activity log ("": older events)
     ) -> None:
         self.name = name
         self.models = list(models)
@@ -149,7 +157,13 @@ class ApiKey(Aggregate):
         if secret_hash == self.secret_hash:
             raise DomainRuleViolation("a rolled key gets a new secret")
         self._rolled(
-            self.key_id, secret_hash, last4, self.secret_hash, previous_expires_at, evidence
+            self.key_id,
+            secret_hash,
+            last4,
+            self.secret_hash,
+            previous_expires_at,
+            evidence,
+            self.account_id,
         )
 
     @event("Rolled")
@@ -161,6 +175,7 @@ class ApiKey(Aggregate):
         previous_secret_hash: str,
         previous_expires_at: str,
         evidence: dict[str, str] | None = None,
+        account_id: str = "",
     ) -> None:
         self.secret_hash = secret_hash
         self.last4 = last4
@@ -170,10 +185,12 @@ class ApiKey(Aggregate):
     def revoke(self, reason: str, evidence: dict[str, str]) -> None:
         if self.revoked:
             raise DomainRuleViolation("key already revoked")
-        self._revoked(reason, evidence)
+        self._revoked(reason, evidence, self.account_id)
 
     @event("Revoked")
-    def _revoked(self, reason: str, evidence: dict[str, str] | None = None) -> None:
+    def _revoked(
+        self, reason: str, evidence: dict[str, str] | None = None, account_id: str = ""
+    ) -> None:
         self.revoked = True
 
 

@@ -29,6 +29,7 @@ class WalletAction(StrEnum):
     BALANCE = "balance"
     LEDGER = "ledger"
     USAGE = "usage"
+    ACTIVITY = "activity"
     CHECKOUT = "checkout"
     SETTINGS = "settings"
 

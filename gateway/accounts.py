@@ -22,7 +22,7 @@ from domain.evidence import Authorization, Presented
 from domain.money import micros_to_usd
 from infra.operator_key import operator_signer
 from privacy.controls import PII_ENTITY_TYPES, PiiConfig
-from projections import balance, keys, ledger, ratelimit_config, usage
+from projections import activity, balance, keys, ledger, ratelimit_config, usage
 from projections import settings as settings_projection
 from projections.balance import Balance
 from projections.keys import KeyRecord, new_key_record
@@ -174,6 +174,18 @@ async def ledger_page(
     )
     next_cursor = int(entries[limit - 1]["position"]) if len(entries) > limit else None
     return page_object([ledger_entry_object(e) for e in entries[:limit]], next_cursor)
+
+
+async def activity_page_document(
+    store: ReadStore, wallet: str, *, cursor: str | None, limit: int
+) -> dict[str, Any]:
+    """What was done on the account (keys, settings, money) and by whom, newest first."""
+    entries = await activity.activity_page(
+        store, str(ids.account_id(wallet)), before=parse_cursor(cursor), limit=limit + 1
+    )
+    next_cursor = int(entries[limit - 1]["position"]) if len(entries) > limit else None
+    data = [{**{_camel(k): v for k, v in e.items()}, "object": "activity"} for e in entries[:limit]]
+    return page_object(data, next_cursor)
 
 
 class KeyNotFound(PryvError):

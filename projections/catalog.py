@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from domain.envelope import EventEnvelope
-from projections import balance, channels, keys, ledger, ratelimit_config, settings, usage
+from projections import (
+    activity,
+    balance,
+    channels,
+    keys,
+    ledger,
+    ratelimit_config,
+    settings,
+    usage,
+)
 from projections.ops import Op, ProjectionWrite
 
 ProjectFn = Callable[[EventEnvelope], list[Op]]
@@ -18,6 +27,7 @@ PROJECTIONS: dict[str, ProjectFn] = {
     usage.NAME: usage.project,
     settings.NAME: settings.project,
     channels.NAME: channels.project,
+    activity.NAME: activity.project,
 }
 
 

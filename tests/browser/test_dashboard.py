@@ -381,3 +381,27 @@ async def test_edit_and_roll_a_key(page: Any, site: Site, wallet: BrowserWallet)
             "/v1/chat/completions", json=ask, headers={"Authorization": f"Bearer {new_secret}"}
         )
     assert (old.status_code, new.status_code) == (401, 200), (old.text, new.text)
+
+
+async def test_activity_log_names_each_action_and_who_allowed_it(
+    page: Any, site: Site, wallet: BrowserWallet
+) -> None:
+    await sign_in(page)
+    await site.grant(wallet.account.address, "3", env="test", ref="act-1")
+    secret = await create_key(page, "Audited")
+    await page.click("#secret-done")
+    key_id = secret.split("_")[2]
+    await page.click(f"button[data-revoke='{key_id}']")
+    await page.click("#revoke-confirm")
+    await page.wait_for_selector(f"tr[data-key-id='{key_id}']:has-text('revoked')")
+    await site.settled()
+    await goto(page, "activity", "#activity-body tr[data-activity='key.revoked']")
+    rows = await page.locator("#activity-body tr").all_inner_texts()
+    actions = await page.locator("#activity-body tr").evaluate_all(
+        "(rows) => rows.map((r) => r.dataset.activity)"
+    )
+    assert actions[:3] == ["key.revoked", "key.created", "credits.granted"], actions
+    assert key_id in rows[0] and "wallet" in rows[0]
+    assert "Audited" in rows[1] and "wallet" in rows[1]
+    assert "test credit" in rows[2] and "operator 0x" in rows[2]
+    await page.screenshot(path=screenshot_path("activity", site), full_page=True)

@@ -549,3 +549,40 @@ async def test_usage_report_by_day_key_and_model_with_csv(
     ):
         answer = await report(**bad)
         assert answer.status_code == 400, (bad, answer.text)
+
+
+async def test_activity_lists_key_actions_with_their_key_and_authority(
+    client: httpx.AsyncClient, platform: Platform
+) -> None:
+    wallet = SigningWallet.create()
+    key_id = (await create_key(client, wallet, name="audited"))["id"]
+    patched = await client.patch(
+        f"/api/v1/keys/{key_id}", json={**wallet.fields("update", key_id), "rpm": 9}
+    )
+    assert patched.status_code == 200
+    rolled = await client.post(
+        f"/api/v1/keys/{key_id}/rotate",
+        json={**wallet.fields("rotate", key_id), "gracePeriodSeconds": 0},
+    )
+    assert rolled.status_code == 200
+    revoked = await client.request(
+        "DELETE", f"/api/v1/keys/{key_id}", json=wallet.fields("revoke", key_id)
+    )
+    assert revoked.status_code == 200
+    position = await asyncio.to_thread(platform.app.max_position)
+    for name in PROJECTIONS:
+        assert await wait_until_applied(platform.read_store, name, position, 30)
+    page = (await client.get("/api/v1/activity", headers=wallet.headers("activity"))).json()
+    entries = page["data"]
+    assert [e["action"] for e in entries] == [
+        "key.revoked",
+        "key.rolled",
+        "key.updated",
+        "key.created",
+    ]
+    assert all(e["keyId"] == key_id and e["by"] == "wallet" for e in entries)
+    assert entries[2]["rpm"] == 9 and entries[3]["name"] == "audited"
+    first = (
+        await client.get("/api/v1/activity?limit=2", headers=wallet.headers("activity"))
+    ).json()
+    assert first["hasMore"] and len(first["data"]) == 2

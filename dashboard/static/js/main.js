@@ -6,6 +6,7 @@ import * as signin from "./pages/signin.js";
 import * as keys from "./pages/keys.js";
 import * as credits from "./pages/credits.js";
 import * as usage from "./pages/usage.js";
+import * as activity from "./pages/activity.js";
 import * as models from "./pages/models.js";
 import * as settings from "./pages/settings.js";
 import * as docs from "./pages/docs.js";
@@ -14,6 +15,7 @@ const ROUTES = {
   keys: { page: keys, title: "Keys", private: true },
   credits: { page: credits, title: "Credits", private: true },
   usage: { page: usage, title: "Usage", private: true },
+  activity: { page: activity, title: "Activity", private: true },
   models: { page: models, title: "Models", private: false },
   settings: { page: settings, title: "Settings", private: true },
   docs: { page: docs, title: "Docs", private: false },
