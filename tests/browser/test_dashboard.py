@@ -405,3 +405,46 @@ async def test_activity_log_names_each_action_and_who_allowed_it(
     assert "Audited" in rows[1] and "wallet" in rows[1]
     assert "test credit" in rows[2] and "operator 0x" in rows[2]
     await page.screenshot(path=screenshot_path("activity", site), full_page=True)
+
+
+async def test_docs_examples_run_as_printed(page: Any, site: Site, wallet: BrowserWallet) -> None:
+    """The Docs page has a table of contents, a Copy button on every example, and its Python
+    examples (plain, streaming, 402/429 handling) run exactly as printed against this server."""
+    import os
+    import subprocess
+    import sys
+
+    await sign_in(page)
+    await site.grant(wallet.account.address, "2", env="test", ref="docs-1")
+    secret = await create_key(page, "docs")
+    await page.click("#secret-done")
+    await goto(page, "docs", "#endpoints-table")
+    toc = await page.locator("#docs-toc a").all_inner_texts()
+    assert toc[:3] == ["Quickstart", "Streaming", "Credits, 402 and 429"], toc
+    await page.click("#docs-toc a[data-target='err-title']")
+    assert await page.evaluate("document.activeElement.id") == "err-title"
+    blocks = await page.locator("pre[id]").count()
+    assert await page.locator("button[data-copy]").count() == blocks
+    await page.click("button[data-copy='qs-python']")
+    copied = await page.evaluate("navigator.clipboard.readText()")
+    assert copied == await page.inner_text("#qs-python")
+    env = {**os.environ, "PRYV_API_KEY": secret}
+
+    async def run(code: str) -> subprocess.CompletedProcess[str]:
+        # In a thread: the server under test answers from this event loop.
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    for example in ("qs-python", "stream-python", "billing-python"):
+        code = await page.inner_text(f"#{example}")
+        assert code.isascii(), example  # nothing a terminal or an editor would mangle
+        ran = await run(code)
+        assert ran.returncode == 0 and ran.stdout.strip(), (example, ran.stderr[-2000:])
+        if example == "stream-python":
+            assert " in, " in ran.stdout  # the usage chunk
