@@ -465,7 +465,9 @@ async def verify_log(
             if problem is None and verifier.at_boundary():
                 problem = verifier.close(event) or await enter_next()
             if problem:
-                next_page.cancel()
+                # Let the read already under way finish: cancelling the future would not stop
+                # its thread, and the caller may close the store (SQLite) as soon as we return.
+                await asyncio.gather(next_page, return_exceptions=True)
                 return done(problem)
     problem = verifier.finish()
     if problem is None and require_checkpoints and verifier.checked and not stored:
