@@ -4,7 +4,7 @@ signature, call gateway.accounts, shape."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -25,7 +25,7 @@ from api.wallet_auth import (
 from domain import ids
 from domain.wallet_messages import WalletAction
 from gateway import accounts
-from gateway.usage_report import UsageFilter, usage_report
+from gateway.usage_report import UsageQuery, usage_report
 
 router = APIRouter(prefix="/api/v1", tags=["management"])
 
@@ -161,25 +161,16 @@ async def get_activity(
 
 @router.get("/usage", response_model=None)
 async def get_usage(
-    request: Request,
-    start: str | None = Query(default=None, alias="from"),
-    end: str | None = Query(default=None, alias="to"),
-    env: str | None = Query(default=None),
-    key_id: str | None = Query(default=None, alias="keyId"),
-    model: str | None = Query(default=None),
-    format: str = Query(default="json", pattern="^(json|csv)$"),
+    request: Request, query: Annotated[UsageQuery, Query()]
 ) -> dict[str, Any] | Response:
     """Spend, requests and tokens per UTC day, env, key and model in [from, to] (default the
     last 30 days, at most 366), filtered by env, keyId and model; `format=csv` for a file."""
     wallet = await _auth(request, None, WalletAction.USAGE)
-    wanted = UsageFilter.parse(
-        start, end, today=datetime.now(UTC).date(), env=env, key_id=key_id, model=model
-    )
     report = await usage_report(
         platform_of(request).read_store,
         str(ids.account_id(wallet)),
-        wanted,
-        as_csv=format == "csv",
+        query.filter(datetime.now(UTC).date()),
+        as_csv=query.format == "csv",
     )
     if isinstance(report, str):
         return Response(report, media_type="text/csv; charset=utf-8")

@@ -4,7 +4,7 @@ session is the authorization). Shapes are the management API's own (gateway.acco
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -19,7 +19,7 @@ from gateway.accounts import (
     settings_object,
 )
 from gateway.models import model_object
-from gateway.usage_report import UsageFilter, usage_report
+from gateway.usage_report import UsageQuery, usage_report
 from projections import settings as settings_projection
 from projections import usage
 from projections.store import ReadStore
@@ -100,20 +100,13 @@ async def get_activity(
 
 @router.get("/usage/report", response_model=None)
 async def get_usage_report(
-    request: Request,
-    start: str | None = Query(default=None, alias="from"),
-    end: str | None = Query(default=None, alias="to"),
-    env: str | None = Query(default=None),
-    key_id: str | None = Query(default=None, alias="keyId"),
-    model: str | None = Query(default=None),
-    format: str = Query(default="json", pattern="^(json|csv)$"),
+    request: Request, query: Annotated[UsageQuery, Query()]
 ) -> dict[str, Any] | Response:
     """Spend, requests and tokens per day, env, key and model in [from, to] (UTC days),
     filtered; `format=csv` downloads it."""
-    wanted = UsageFilter.parse(start, end, today=now().date(), env=env, key_id=key_id, model=model)
-    report = await usage_report(
-        _store(request), await _account(request), wanted, as_csv=format == "csv"
-    )
+    wanted = query.filter(now().date())
+    account = await _account(request)
+    report = await usage_report(_store(request), account, wanted, as_csv=query.format == "csv")
     if isinstance(report, str):
         filename = f"pryv-usage-{wanted.start}-{wanted.end}.csv"
         return Response(

@@ -9,7 +9,9 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.errors import PryvError
 from domain.money import micros_to_usd
@@ -66,6 +68,26 @@ class UsageFilter:
     def days(self) -> list[str]:
         count = (self.end - self.start).days + 1
         return [(self.start + timedelta(days=n)).isoformat() for n in range(count)]
+
+
+class UsageQuery(BaseModel):
+    """The query string both usage routes take (`from`, `to`, `env`, `keyId`, `model`,
+    `format`), as one model so the API and the dashboard cannot drift apart. Other query
+    parameters are left alone (wallet fields may travel in the query string on GET)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    start: str | None = Field(default=None, alias="from", max_length=10)
+    end: str | None = Field(default=None, alias="to", max_length=10)
+    env: str | None = Field(default=None, max_length=4)
+    key_id: str | None = Field(default=None, alias="keyId", max_length=64)
+    model: str | None = Field(default=None, max_length=200)
+    format: Literal["json", "csv"] = "json"
+
+    def filter(self, today: date) -> UsageFilter:
+        return UsageFilter.parse(
+            self.start, self.end, today=today, env=self.env, key_id=self.key_id, model=self.model
+        )
 
 
 @dataclass(frozen=True)

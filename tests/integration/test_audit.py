@@ -117,18 +117,22 @@ async def store(platform: Platform) -> AsyncIterator[CheckpointStore]:
     opened = await open_checkpoint_store(platform.settings)
     yield opened
     await opened.close()
-    if platform.settings.nats_url:  # the undeletable stream can still be dropped as a whole
-        import nats
-        from nats.js.errors import NotFoundError
+    await delete_checkpoint_stream(platform.settings)
 
-        nc = await nats.connect(platform.settings.nats_url)
-        try:
-            with contextlib.suppress(NotFoundError):
-                await nc.jetstream().delete_stream(
-                    checkpoint_stream_name(platform.settings.nats_stream)
-                )
-        finally:
-            await nc.close()
+
+async def delete_checkpoint_stream(settings: Settings) -> None:
+    """Drop a test's checkpoint stream (undeletable message by message, not as a whole)."""
+    if not settings.nats_url:
+        return
+    import nats
+    from nats.js.errors import NotFoundError
+
+    nc = await nats.connect(settings.nats_url)
+    try:
+        with contextlib.suppress(NotFoundError):
+            await nc.jetstream().delete_stream(checkpoint_stream_name(settings.nats_stream))
+    finally:
+        await nc.close()
 
 
 async def seal(platform: Platform, store: CheckpointStore, *, every: int = EVERY) -> Sealer:
@@ -1085,18 +1089,7 @@ async def test_serve_with_workers_seals_on_production_backends(
     finally:
         await checkpoints.close()
         await platform.close()
-        import nats
-        from nats.js.errors import NotFoundError
-
-        assert services_settings.nats_url is not None
-        nc = await nats.connect(services_settings.nats_url)
-        try:
-            with contextlib.suppress(NotFoundError):
-                await nc.jetstream().delete_stream(
-                    checkpoint_stream_name(services_settings.nats_stream)
-                )
-        finally:
-            await nc.close()
+        await delete_checkpoint_stream(services_settings)
 
 
 async def test_reconcile_as_csv_names_accounts_by_wallet(

@@ -27,7 +27,13 @@ from domain.evidence import wallet_signed
 from infra.operator_key import OperatorSigner
 from tests.evidence import OPERATOR, stripe
 from tests.holds import place_hold
-from tests.integration.test_audit import ROOT, cli_env, delete_event, first_nid
+from tests.integration.test_audit import (
+    ROOT,
+    cli_env,
+    delete_checkpoint_stream,
+    delete_event,
+    first_nid,
+)
 from tests.wallets import SigningWallet
 from workers.embedded import running_workers
 
@@ -53,22 +59,7 @@ async def client(platform: Platform) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def cleanup_checkpoints(platform: Platform) -> AsyncIterator[None]:
     yield
-    if platform.settings.nats_url:
-        import contextlib
-
-        import nats
-        from nats.js.errors import NotFoundError
-
-        from infra.checkpoints import checkpoint_stream_name
-
-        nc = await nats.connect(platform.settings.nats_url)
-        try:
-            with contextlib.suppress(NotFoundError):
-                await nc.jetstream().delete_stream(
-                    checkpoint_stream_name(platform.settings.nats_stream)
-                )
-        finally:
-            await nc.close()
+    await delete_checkpoint_stream(platform.settings)
 
 
 async def seal_all(platform: Platform) -> Sealer:

@@ -39,6 +39,26 @@ async def create_key(
     return dict(response.json())
 
 
+async def fund(
+    platform: Platform, wallet: SigningWallet, ref: str, usd_micros: int = 5_000_000
+) -> int:
+    """Grant `wallet` test credit and wait until every projection has it; the grant's position."""
+    granted = await asyncio.to_thread(
+        platform.app.grant_credits,
+        authorization=OPERATOR,
+        wallet=wallet.address.lower(),
+        env="test",
+        amount_micros=usd_micros,
+        reason="t",
+        granted_by="t",
+        grant_ref=ref,
+    )
+    assert granted.position is not None
+    for name in PROJECTIONS:
+        assert await wait_until_applied(platform.read_store, name, granted.position, 30)
+    return granted.position
+
+
 async def test_create_list_revoke_roundtrip(client: httpx.AsyncClient, platform: Platform) -> None:
     wallet = SigningWallet.create()
     created = await create_key(
@@ -247,19 +267,7 @@ async def test_update_key_terms(client: httpx.AsyncClient, platform: Platform) -
     again = await patch({"rpm": 1})
     assert again.json()["unchanged"] is True  # nothing new: no event
     # The new RPM holds on the very next requests (the limits projection was awaited).
-    granted = await asyncio.to_thread(
-        platform.app.grant_credits,
-        authorization=OPERATOR,
-        wallet=wallet.address.lower(),
-        env="test",
-        amount_micros=5_000_000,
-        reason="t",
-        granted_by="t",
-        grant_ref=f"{key_id}-g",
-    )
-    assert granted.position is not None
-    for name in PROJECTIONS:
-        assert await wait_until_applied(platform.read_store, name, granted.position, 30)
+    await fund(platform, wallet, f"{key_id}-g")
     ask = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi"}]}
     bearer = {"Authorization": f"Bearer {created['key']}"}
     statuses = []
@@ -301,19 +309,7 @@ async def test_rotate_key_rolls_the_secret_with_a_grace_period(
     wallet = SigningWallet.create()
     created = await create_key(client, wallet, env="test", models=["pryv-echo"])
     key_id, old_token = created["id"], created["key"]
-    granted = await asyncio.to_thread(
-        platform.app.grant_credits,
-        authorization=OPERATOR,
-        wallet=wallet.address.lower(),
-        env="test",
-        amount_micros=5_000_000,
-        reason="t",
-        granted_by="t",
-        grant_ref=f"{key_id}-rot",
-    )
-    assert granted.position is not None
-    for name in PROJECTIONS:
-        assert await wait_until_applied(platform.read_store, name, granted.position, 30)
+    await fund(platform, wallet, f"{key_id}-rot")
     ask = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi"}]}
 
     async def call(token: str) -> int:
@@ -495,18 +491,8 @@ async def test_usage_report_by_day_key_and_model_with_csv(
     wallet = SigningWallet.create()
     first = await create_key(client, wallet, env="test", name="first")
     second = await create_key(client, wallet, env="test", name="second")
-    granted = await asyncio.to_thread(
-        platform.app.grant_credits,
-        authorization=OPERATOR,
-        wallet=wallet.address.lower(),
-        env="test",
-        amount_micros=5_000_000,
-        reason="t",
-        granted_by="t",
-        grant_ref=f"{first['id']}-usage",
-    )
+    position: int | None = await fund(platform, wallet, f"{first['id']}-usage")
     ask = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi there"}]}
-    position = granted.position
     for token in (first["key"], first["key"], second["key"]):
         assert position is not None
         for name in PROJECTIONS:

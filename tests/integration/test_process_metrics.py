@@ -15,7 +15,7 @@ import httpx
 
 from infra.settings import Settings
 from tests.evidence import OPERATOR
-from tests.integration.test_audit import ROOT, WALLETS, cli_env
+from tests.integration.test_audit import ROOT, WALLETS, cli_env, delete_checkpoint_stream
 from tests.integration.test_gateway_crash import free_port
 
 STARTED = re.compile(r'^pryv_process_start_time_seconds\{pid="(\d+)"\}', re.M)
@@ -68,18 +68,7 @@ async def cleaned_checkpoint_stream(settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        import nats
-        from nats.js.errors import NotFoundError
-
-        from infra.checkpoints import checkpoint_stream_name
-
-        assert settings.nats_url is not None
-        nc = await nats.connect(settings.nats_url)
-        try:
-            with contextlib.suppress(NotFoundError):
-                await nc.jetstream().delete_stream(checkpoint_stream_name(settings.nats_stream))
-        finally:
-            await nc.close()
+        await delete_checkpoint_stream(settings)
 
 
 async def test_every_api_process_counts_in_every_scrape(services_settings: Settings) -> None:
