@@ -299,14 +299,48 @@ async def test_mobile_width(browser: Any, site: Site, wallet: BrowserWallet) -> 
     await page.goto(site.dashboard_url)
     await page.wait_for_selector("body[data-ready=true]")
     await sign_in(page)
-    for route, ready in (("keys", "#create-key-form"), ("usage", "#ledger-table")):
+    await site.grant(wallet.account.address, "1", env="test", ref="mobile-1")
+    await create_key(page, "Phone key")
+    await page.click("#secret-done")
+    for route, ready in (
+        ("keys", "#keys-body tr[data-key-id]"),
+        ("usage", "#ledger-body tr[data-entry]"),
+    ):
         await goto(page, route, ready)
         overflow = await page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{route} scrolls sideways at 375 px"
+        # Every cell of the first row is inside the viewport, none clipped (element boxes).
+        cells = page.locator(f"{ready} >> nth=0").locator("td")
+        for index in range(await cells.count()):
+            box = await cells.nth(index).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375.5
+            clipped = await cells.nth(index).evaluate("(c) => c.scrollWidth - c.clientWidth")
+            assert clipped <= 1, (route, index)
         await page.screenshot(path=screenshot_path(f"mobile-{route}", site), full_page=True)
+    # The test badge's text meets WCAG AA for small text (4.5:1) on its panel.
+    await goto(page, "keys", "#keys-body .badge.test")
+    ratio = await page.evaluate(CONTRAST_JS, "#keys-body .badge.test")
+    assert ratio >= 4.5, ratio
     await context.close()
+
+
+CONTRAST_JS = """(selector) => {
+  const parse = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const badge = document.querySelector(selector);
+  let node = badge, bg = "rgba(0, 0, 0, 0)";
+  while (node && (bg === "rgba(0, 0, 0, 0)" || bg === "transparent")) {
+    bg = getComputedStyle(node).backgroundColor;
+    node = node.parentElement;
+  }
+  const a = lum(parse(getComputedStyle(badge).color)), b = lum(parse(bg));
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}"""
 
 
 @pytest.mark.parametrize("width", [1280, 390])

@@ -56,11 +56,13 @@ export function spendTable(days) {
   return el("details", {},
     el("summary", {}, "Show the numbers"),
     el("div", { class: "table-wrap" },
-      el("table", { id: "spend-table" },
+      el("table", { id: "spend-table", class: "stack-narrow" },
         el("caption", { class: "sr-only" }, "Spend per day"),
         el("thead", {}, el("tr", {}, ...["Day", "Live", "Live requests", "Test", "Test requests"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, ...days.map((d) => el("tr", {},
           el("th", { scope: "row" }, d.date),
-          el("td", { class: "num" }, usd(d.live.usd)), el("td", { class: "num" }, d.live.requests),
-          el("td", { class: "num" }, usd(d.test.usd)), el("td", { class: "num" }, d.test.requests)))))));
+          el("td", { class: "num", "data-label": "Live" }, usd(d.live.usd)),
+          el("td", { class: "num", "data-label": "Live requests" }, d.live.requests),
+          el("td", { class: "num", "data-label": "Test" }, usd(d.test.usd)),
+          el("td", { class: "num", "data-label": "Test requests" }, d.test.requests)))))));
 }

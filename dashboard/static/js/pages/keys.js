@@ -171,14 +171,15 @@ function keyRow(key) {
   const name = key.kind === "mcp_connection"
     ? el("td", {}, key.name, " ", el("span", { class: "badge connection", title: `Scopes: ${(key.scopes || []).join(" ")}` }, "MCP"))
     : el("td", {}, key.name);
+  name.dataset.label = "Name";
   return el("tr", { "data-key-id": key.id },
     name,
-    el("td", {}, el("code", {}, `${key.prefix}_…${key.last4}`)),
-    el("td", {}, el("span", { class: `badge ${key.env}` }, key.env)),
-    el("td", {}, el("span", { class: `badge ${key.status}` }, key.status)),
-    el("td", {}, when(key.createdAt)),
-    el("td", {}, when(key.lastUsedAt)),
-    el("td", { "data-testid": "month-spend" }, spend(key)));
+    el("td", { "data-label": "Key" }, el("code", { class: "key-id" }, `${key.prefix}_…${key.last4}`)),
+    el("td", { "data-label": "Env" }, el("span", { class: `badge ${key.env}` }, key.env)),
+    el("td", { "data-label": "Status" }, el("span", { class: `badge ${key.status}` }, key.status)),
+    el("td", { "data-label": "Created" }, when(key.createdAt)),
+    el("td", { "data-label": "Last used" }, when(key.lastUsedAt)),
+    el("td", { "data-testid": "month-spend", "data-label": "This month" }, spend(key)));
 }
 
 // What the key (or connection) spent this month, against its monthly budget when it has one.
@@ -252,7 +253,7 @@ export async function render(main, state) {
 
   function row(key) {
     const tr = keyRow(key);
-    const cell = el("td", {});
+    const cell = el("td", { "data-label": "Actions", class: "actions-cell" });
     const action = key.status === "active"
       ? el("button", { type: "button", class: "secondary", "aria-label": `Revoke key ${key.name}`, "data-revoke": key.id }, "Revoke")
       : el("span", { class: "muted" }, "—");
@@ -300,7 +301,7 @@ export async function render(main, state) {
     el("section", { class: "panel", "aria-labelledby": "list-title" },
       el("h2", { id: "list-title" }, "Your keys"),
       el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Your keys" },
-        el("table", { id: "keys-table" },
+        el("table", { id: "keys-table", class: "stack-narrow" },
           el("caption", { class: "sr-only" }, "API keys, newest first. Secrets are never shown here."),
           el("thead", {}, el("tr", {}, ...["Name", "Key", "Env", "Status", "Created", "Last used", "This month", "Actions"].map((h) => el("th", { scope: "col" }, h)))),
           listBody)),

@@ -17,11 +17,11 @@ function describe(entry) {
 function entryRow(entry) {
   const negative = String(entry.amountUsd).startsWith("-");
   return el("tr", { "data-entry": entry.id },
-    el("td", {}, when(entry.createdAt)),
-    el("td", {}, entry.type),
-    el("td", {}, el("span", { class: `badge ${entry.env}` }, entry.env)),
-    el("td", {}, ...describe(entry)),
-    el("td", { class: `num ${negative ? "amount-neg" : "amount-pos"}` }, usd(entry.amountUsd)));
+    el("td", { "data-label": "When" }, when(entry.createdAt)),
+    el("td", { "data-label": "Type" }, entry.type),
+    el("td", { "data-label": "Env" }, el("span", { class: `badge ${entry.env}` }, entry.env)),
+    el("td", { "data-label": "Details" }, ...describe(entry)),
+    el("td", { class: `num ${negative ? "amount-neg" : "amount-pos"}`, "data-label": "Amount" }, usd(entry.amountUsd)));
 }
 
 function isoDay(date) {
@@ -30,13 +30,13 @@ function isoDay(date) {
 
 function breakdownRow(row) {
   return el("tr", {},
-    el("td", {}, row.date),
-    el("td", {}, el("span", { class: `badge ${row.env}` }, row.env)),
-    el("td", {}, row.keyName || row.keyId || "MPP session"),
-    el("td", {}, el("code", {}, row.model)),
-    el("td", { class: "num" }, String(row.requests)),
-    el("td", { class: "num" }, `${row.tokensIn} / ${row.tokensOut}`),
-    el("td", { class: "num" }, usd(row.spendUsd)));
+    el("td", { "data-label": "Date" }, row.date),
+    el("td", { "data-label": "Env" }, el("span", { class: `badge ${row.env}` }, row.env)),
+    el("td", { "data-label": "Key" }, row.keyName || row.keyId || "MPP session"),
+    el("td", { "data-label": "Model" }, el("code", {}, row.model)),
+    el("td", { class: "num", "data-label": "Requests" }, String(row.requests)),
+    el("td", { class: "num", "data-label": "Tokens in / out" }, `${row.tokensIn} / ${row.tokensOut}`),
+    el("td", { class: "num", "data-label": "Spend" }, usd(row.spendUsd)));
 }
 
 // Spend by day, key and model for a period, filtered, with a CSV download of the same rows.
@@ -78,7 +78,7 @@ function breakdown(keys) {
     el("h2", { id: "breakdown-heading" }, "By key and model"),
     form,
     el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Usage by key and model" },
-      el("table", { id: "usage-table" },
+      el("table", { id: "usage-table", class: "stack-narrow" },
         el("caption", { class: "sr-only" }, "Usage per day, key and model"),
         el("thead", {}, el("tr", {}, ...["Date", "Env", "Key", "Model", "Requests", "Tokens in / out", "Spend"].map((h, i) => el("th", { scope: "col", class: i >= 4 ? "num" : undefined }, h)))),
         body)),
@@ -130,8 +130,8 @@ export async function render(main) {
     el("section", { class: "panel", "aria-labelledby": "ledger-title" },
       el("h2", { id: "ledger-title" }, "Ledger"),
       el("p", { class: "help" }, "Every purchase, grant, refund and request that moved your balance, newest first."),
-      el("div", { class: "table-wrap" },
-        el("table", { id: "ledger-table" },
+      el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Ledger" },
+        el("table", { id: "ledger-table", class: "stack-narrow" },
           el("caption", { class: "sr-only" }, "Ledger entries, newest first"),
           el("thead", {}, el("tr", {}, ...["When", "Type", "Env", "Details", "Amount"].map((h, i) => el("th", { scope: "col", class: i === 4 ? "num" : undefined }, h)))),
           body)),
