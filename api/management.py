@@ -132,6 +132,8 @@ async def update_settings(request: Request, body: SettingsUpdate) -> dict[str, A
         sections["privacy"] = body.privacy.model_dump(by_alias=True, exclude_none=True)
     if body.consent is not None:
         sections["consent"] = body.consent.model_dump()
+    if body.alerts is not None:  # a decimal string in the event (JSON primitives only)
+        sections["alerts"] = body.alerts.model_dump(by_alias=True, mode="json")
     return await accounts.change_account_settings(
         platform_of(request), signed.wallet, sections, signed.evidence
     )

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from api.wallet_auth import WalletFields
-from gateway.accounts import Consent, PrivacyDefaults
+from gateway.accounts import Alerts, Consent, PrivacyDefaults
 
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
@@ -54,6 +54,7 @@ class RotateKeyRequest(WalletFields):
 class SettingsUpdate(WalletFields):
     privacy: PrivacyDefaults | None = None
     consent: Consent | None = None
+    alerts: Alerts | None = None
 
 
 class UpdateKeyRequest(WalletFields):

@@ -116,13 +116,25 @@ class Consent(BaseModel):
     marketing: bool = False
 
 
+class Alerts(BaseModel):
+    """When the dashboard warns that credit runs low: below `lowBalanceUsd` of live credit
+    available (null: never)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    low_balance_usd: Decimal | None = Field(
+        default=None, alias="lowBalanceUsd", ge=0, le=1_000_000, decimal_places=6
+    )
+
+
 def settings_object(stored: dict[str, Any]) -> dict[str, Any]:
     privacy = PrivacyDefaults.model_validate(stored.get("privacy") or {})
     consent = Consent.model_validate(stored.get("consent") or {})
+    alerts = Alerts.model_validate(stored.get("alerts") or {})
     return {
         "object": "settings",
         "privacy": privacy.model_dump(by_alias=True, exclude_none=True),
         "consent": consent.model_dump(),
+        "alerts": alerts.model_dump(by_alias=True, mode="json"),
     }
 
 

@@ -482,3 +482,26 @@ async def test_docs_examples_run_as_printed(page: Any, site: Site, wallet: Brows
         assert ran.returncode == 0 and ran.stdout.strip(), (example, ran.stderr[-2000:])
         if example == "stream-python":
             assert " in, " in ran.stdout  # the usage chunk
+
+
+async def test_low_balance_banner_follows_the_alert_threshold(
+    page: Any, site: Site, wallet: BrowserWallet
+) -> None:
+    await sign_in(page)
+    await site.grant(wallet.account.address, "3", env="live", ref="low-1")
+    await goto(page, "settings", "#settings-form")
+    await page.fill("#low-balance-usd", "5")
+    await page.click("#save-settings")
+    await page.wait_for_selector("#status:has-text('Settings saved')")
+    await goto(page, "keys", "#create-key-form")
+    await page.wait_for_selector("#low-balance:not([hidden])")
+    text = await page.inner_text("#low-balance")
+    assert "$3.00" in text and "$5.00" in text
+    assert await page.get_attribute("#low-balance a", "href") == "#/credits"
+    await goto(page, "settings", "#settings-form")
+    assert await page.input_value("#low-balance-usd") == "5"
+    await page.fill("#low-balance-usd", "")
+    await page.click("#save-settings")
+    await page.wait_for_selector("#status:has-text('Settings saved')")
+    await goto(page, "credits", "[data-testid=available-live]")
+    await page.wait_for_selector("#low-balance[hidden]", state="attached")

@@ -572,3 +572,18 @@ async def test_activity_lists_key_actions_with_their_key_and_authority(
         await client.get("/api/v1/activity?limit=2", headers=wallet.headers("activity"))
     ).json()
     assert first["hasMore"] and len(first["data"]) == 2
+
+
+async def test_settings_keep_a_low_balance_alert(client: httpx.AsyncClient) -> None:
+    wallet = SigningWallet.create()
+    saved = await client.put(
+        "/api/v1/settings", json={**wallet.fields("settings"), "alerts": {"lowBalanceUsd": "5"}}
+    )
+    assert saved.status_code == 200, saved.text
+    read = (await client.get("/api/v1/settings", headers=wallet.headers("settings"))).json()
+    assert read["alerts"] == {"lowBalanceUsd": "5"}
+    assert read["consent"] == {"analytics": False, "marketing": False}  # other sections kept
+    negative = await client.put(
+        "/api/v1/settings", json={**wallet.fields("settings"), "alerts": {"lowBalanceUsd": "-1"}}
+    )
+    assert negative.status_code == 400

@@ -50,6 +50,21 @@ function markNav(name) {
   }
 }
 
+// The banner for live credit below the account's alert threshold (Settings → Alerts).
+async function lowBalanceNotice() {
+  const banner = document.getElementById("low-balance");
+  const [settings, balance] = await Promise.all([api("/app/api/settings"), api("/app/api/balance")]);
+  const threshold = settings.alerts && settings.alerts.lowBalanceUsd;
+  const low = threshold !== null && threshold !== undefined && Number(balance.availableUsd) < Number(threshold);
+  banner.hidden = !low;
+  if (low) {
+    banner.replaceChildren(
+      el("strong", {}, "Low balance: "),
+      `$${Number(balance.availableUsd).toFixed(2)} of live credit left, below your $${Number(threshold).toFixed(2)} alert. `,
+      el("a", { href: "#/credits" }, "Add credits"), ".");
+  }
+}
+
 export async function render() {
   const name = routeName();
   const route = ROUTES[name];
@@ -58,7 +73,10 @@ export async function render() {
   document.title = `${route.title} · Pryv platform`;
   try {
     if (route.private && !state.session) await signin.render(main, state, { next: name });
-    else await route.page.render(main, state);
+    else {
+      await route.page.render(main, state);
+      if (route.private) lowBalanceNotice().catch(() => {}); // a notice, never a failure
+    }
   } catch (error) {
     if (error instanceof ApiFailure && error.status === 401 && state.session) {
       signedOut("Your session ended; sign in again.");

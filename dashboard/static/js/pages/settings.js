@@ -62,8 +62,13 @@ export async function render(main, state) {
     checkbox("consent-marketing", "Marketing e-mails", Boolean(current.consent.marketing)),
     el("p", { class: "help" }, "Pryv stores no prompts or answers, whatever these say."));
 
+  const alerts = el("fieldset", { id: "alerts" }, el("legend", {}, "Alerts"),
+    field("Warn when live credit is below (USD)",
+      el("input", { id: "low-balance-usd", name: "low-balance-usd", type: "text", inputmode: "decimal", pattern: "^[0-9]+(\\.[0-9]{1,6})?$", autocomplete: "off", value: (current.alerts && current.alerts.lowBalanceUsd) ?? "" }),
+      "Empty: no warning. The dashboard shows a banner on every page while it is below."));
+
   const save = el("button", { type: "submit", id: "save-settings" }, "Save settings");
-  const form = el("form", { id: "settings-form" }, modes, entities, detection, consent,
+  const form = el("form", { id: "settings-form" }, modes, entities, detection, consent, alerts,
     el("div", { class: "actions" }, save, el("span", { class: "help" }, "Your wallet will ask you to sign action=settings.")));
 
   form.addEventListener("submit", (event) => {
@@ -85,6 +90,7 @@ export async function render(main, state) {
           analytics: form.elements["consent-analytics"].checked,
           marketing: form.elements["consent-marketing"].checked,
         },
+        alerts: { lowBalanceUsd: value("low-balance-usd").trim() || null },
       };
       if (!form.elements["entities-default"].checked) {
         body.privacy.piiEntities = Array.from(entities.querySelectorAll("input[data-entity]:checked"), (b) => b.dataset.entity);
