@@ -44,12 +44,18 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 async def call_api(
-    request: Request, method: str, path: str, body: dict[str, Any] | None = None
+    request: Request,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Call the public API app in-process and hand its answer back unchanged."""
     transport = httpx.ASGITransport(app=context(request).api_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pryv-api.internal") as api:
-        answer = await api.request(method, path, json=body)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://pryv-api.internal", timeout=120
+    ) as api:
+        answer = await api.request(method, path, json=body, headers=headers)
     headers = {k: v for k, v in answer.headers.items() if k.lower() in PASSED_HEADERS}
     return Response(
         answer.content,
@@ -88,6 +94,25 @@ async def update_key(request: Request, key_id: str) -> Response:
 async def rotate_key(request: Request, key_id: str) -> Response:
     """Body: `gracePeriodSeconds` plus `message` and `signature` (action=rotate, keyId)."""
     return await _signed(request, "POST", f"/api/v1/keys/{quote(key_id, safe='')}/rotate")
+
+
+PLAYGROUND_DOORS = {"preview": "/v1/pii/preview", "chat": "/v1/chat/completions"}
+
+
+@router.post("/playground/{door}")
+async def playground(request: Request, door: str) -> Response:
+    """The playground's calls: body `key` (the page's short-lived key, kept in the page's
+    memory only) and the /v1 request, forwarded to the API as `Authorization: Bearer` — so it
+    is metered, redacted and refused exactly like any client's call (no CORS needed)."""
+    path = PLAYGROUND_DOORS.get(door)
+    if path is None:
+        raise ApiError(404, "not_found", f"no playground call {door!r}")
+    body = await _json_body(request)
+    key = body.pop("key", None)
+    if not isinstance(key, str) or not key:
+        raise ApiError(400, "validation_error", "key: the playground key is required", param="key")
+    body.pop("stream", None)  # the playground shows whole answers
+    return await call_api(request, "POST", path, body, {"Authorization": f"Bearer {key}"})
 
 
 @router.post("/checkout")

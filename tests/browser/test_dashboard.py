@@ -17,6 +17,7 @@ from projections import ledger
 from projections import settings as settings_projection
 from tests.browser.conftest import screenshot_path
 from tests.browser.harness import BrowserWallet, Site
+from tests.evidence import OPERATOR
 
 
 async def sign_in(page: Any) -> None:
@@ -505,3 +506,53 @@ async def test_low_balance_banner_follows_the_alert_threshold(
     await page.wait_for_selector("#status:has-text('Settings saved')")
     await goto(page, "credits", "[data-testid=available-live]")
     await page.wait_for_selector("#low-balance[hidden]", state="attached")
+
+
+async def test_playground_previews_what_the_upstream_receives_and_answers(
+    page: Any, site: Site, wallet: BrowserWallet
+) -> None:
+    """The playground creates a one-day key with the wallet's signature, shows the prompt as
+    `/v1/pii/preview` redacts it (the same text), then the answer and its cost."""
+    await sign_in(page)
+    await site.grant(wallet.account.address, "2", env="test", ref="pg-1")
+    await goto(page, "playground", "#pg-start")
+    assert await page.is_disabled("#pg-send")
+    await page.click("#pg-start")
+    await page.wait_for_selector("#pg-send:not([disabled])")
+    assert any("action=create" in m for m in wallet.signed)
+    [key] = [k for k in await account_keys(site, wallet) if k.name == "Playground"]
+    assert key.expires_at is not None and key.env == "test"
+    prompt = "Write to jane.doe@example.com about the invoice."
+    await page.fill("#pg-prompt", prompt)
+    await page.click("#pg-preview")
+    await page.wait_for_selector("#pg-sent code:has-text('EMAIL_ADDRESS')")
+    shown = await page.inner_text("#pg-sent")
+
+    direct_key = await asyncio.to_thread(
+        site.platform.app.create_key,
+        wallet=wallet.account.address.lower(),
+        name="direct",
+        env="test",
+        models=[],
+        rpm=None,
+        tpm=None,
+        monthly_budget_micros=None,
+        expires_at=None,
+        pepper=site.platform.settings.key_pepper,
+        authorization=OPERATOR,
+    )
+    await site.settled()  # the key index has the new key
+    async with httpx.AsyncClient(base_url=site.api_url, timeout=60) as api:
+        direct = await api.post(
+            "/v1/pii/preview",
+            json={"text": prompt},
+            headers={"Authorization": f"Bearer {direct_key.issued.token}"},
+        )
+    assert direct.status_code == 200, direct.text
+    assert shown == direct.json()["text"]["redacted"]
+
+    await page.click("#pg-send")
+    await page.wait_for_selector("#pg-cost:has-text('tokens in')")
+    answer = await page.inner_text("#pg-answer")
+    assert "invoice" in answer and "jane.doe@example.com" not in answer  # echo of the redacted text
+    await page.screenshot(path=screenshot_path("playground", site), full_page=True)

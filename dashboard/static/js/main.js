@@ -7,6 +7,7 @@ import * as keys from "./pages/keys.js";
 import * as credits from "./pages/credits.js";
 import * as usage from "./pages/usage.js";
 import * as activity from "./pages/activity.js";
+import * as playground from "./pages/playground.js";
 import * as models from "./pages/models.js";
 import * as settings from "./pages/settings.js";
 import * as docs from "./pages/docs.js";
@@ -16,6 +17,7 @@ const ROUTES = {
   credits: { page: credits, title: "Credits", private: true },
   usage: { page: usage, title: "Usage", private: true },
   activity: { page: activity, title: "Activity", private: true },
+  playground: { page: playground, title: "Playground", private: true },
   models: { page: models, title: "Models", private: false },
   settings: { page: settings, title: "Settings", private: true },
   docs: { page: docs, title: "Docs", private: false },
