@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from bootstrap.platform import Platform
     from infra.settings import Settings
+    from privacy.pipeline import PrivacyFilter
     from projections.store import ReadStore
 
 
@@ -135,6 +136,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _say_when_models_load(privacy: PrivacyFilter) -> None:
+    """The PII models load in the background after start (seconds): say so, and when done."""
+    import time
+
+    started = time.monotonic()
+    print("Loading the PII models (requests that need them wait)...", file=sys.stderr, flush=True)
+    await privacy.engine()
+    took = time.monotonic() - started
+    print(f"PII models ready ({took:.0f} s).", file=sys.stderr, flush=True)
+
+
 def announce(*, api: str, dashboard: str | None, mcp: str | None) -> None:
     """Where Pryv answers, in plain words on stderr whatever the log format (JSON log lines
     are for machines; a person starting `pryv serve` wants the URLs)."""
@@ -234,7 +246,9 @@ async def _serve_with_dashboard(
             dashboard=settings.dashboard_url if sock is not None else None,
             mcp=f"{settings.mcp_public_url or settings.public_url}/mcp",
         )
+        loading = asyncio.create_task(_say_when_models_load(api_app.state.privacy))
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        loading.cancel()
         for server in servers:  # one stops: all stop
             server.should_exit = True
         await asyncio.gather(*tasks)

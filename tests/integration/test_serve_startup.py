@@ -38,13 +38,14 @@ def test_serve_announces_its_urls_and_checkout_returns_to_its_dashboard(tmp_path
         assert proc.stderr is not None
         seen: list[str] = []
         deadline = time.monotonic() + 180  # a loaded 2-core box: imports and replay take a while
-        while not any(line.startswith("Press Ctrl-C") for line in seen):
+        while not any(line.startswith("PII models ready") for line in seen):
             assert time.monotonic() < deadline, seen
             line = proc.stderr.readline()
             assert line or proc.poll() is None, f"serve exited: {seen}"
             seen.append(line.strip())
         text = "\n".join(seen)
-        assert "Starting Pryv" in text
+        assert "Starting Pryv" in text and "Press Ctrl-C to stop." in text
+        assert "Loading the PII models" in text
         assert re.search(rf"^\s*API\s+http://127\.0\.0\.1:{api_port}/v1$", text, re.M), text
         dashboard = f"http://127.0.0.1:{dashboard_port}"
         assert re.search(rf"^\s*Dashboard\s+{re.escape(dashboard)}/$", text, re.M), text
