@@ -127,8 +127,13 @@ async def _rebuild(
     while pending:
         page = await asyncio.to_thread(read_log, after, page_size)
         if page:
-            writes = [w for event in page for w in writes_for(event, 0, names)]
-            await store.apply(writes, into=target, fence=fence)
+            # Only the projections not swapped in yet: one already swapped is served and the
+            # live projector owns it (a rebuild write there would reset its bus position to 0,
+            # which the projector reads as lost data).
+            waiting = tuple(name for name in names if name in pending)
+            writes = [w for event in page for w in writes_for(event, 0, waiting)]
+            into = {name: target[name] for name in waiting}
+            await store.apply(writes, into=into, fence=fence)
             after, events = page[-1].position, events + len(page)
             if on_progress:
                 on_progress(

@@ -508,7 +508,11 @@ async def test_usage_report_by_day_key_and_model_with_csv(
     async def report(**params: str) -> httpx.Response:
         return await client.get("/api/v1/usage", params=params, headers=wallet.headers("usage"))
 
-    doc = (await report()).json()
+    # Settlements are recorded just after each answer: wait until all three are projected.
+    deadline = asyncio.get_running_loop().time() + 60
+    while (doc := (await report()).json())["totals"]["requests"] < 3:
+        assert asyncio.get_running_loop().time() < deadline, doc
+        await asyncio.sleep(0.5)  # each look is a signed call: stay under the per-wallet limit
     today = datetime.now(UTC).date().isoformat()
     rows = {(r["keyName"], r["model"]): r for r in doc["data"]}
     assert set(rows) == {("first", "pryv-echo"), ("second", "pryv-echo")}
