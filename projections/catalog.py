@@ -19,16 +19,11 @@ from projections.ops import Op, ProjectionWrite
 
 ProjectFn = Callable[[EventEnvelope], list[Op]]
 
-PROJECTIONS: dict[str, ProjectFn] = {
-    balance.NAME: balance.project,
-    keys.NAME: keys.project,
-    ratelimit_config.NAME: ratelimit_config.project,
-    ledger.NAME: ledger.project,
-    usage.NAME: usage.project,
-    settings.NAME: settings.project,
-    channels.NAME: channels.project,
-    activity.NAME: activity.project,
-}
+# Every projection module, in the order the projector applies them; each names itself (NAME),
+# projects (project) and owns the read-model keys under its SEGMENTS (projections/keyspace.py).
+MODULES = (balance, keys, ratelimit_config, ledger, usage, settings, channels, activity)
+
+PROJECTIONS: dict[str, ProjectFn] = {module.NAME: module.project for module in MODULES}
 
 
 def writes_for(

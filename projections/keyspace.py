@@ -8,24 +8,13 @@ projection while the old one keeps serving, then switch atomically.
 
 from __future__ import annotations
 
-from projections import (
-    activity,
-    balance,
-    channels,
-    keys,
-    ledger,
-    ratelimit_config,
-    settings,
-    usage,
-)
+from projections.catalog import MODULES
 
 UNOWNED = "_"  # keys of no projection (tests, tools): always generation 0
 POSITION_SEGMENT = "pos"
 
 SEGMENT_OWNERS: dict[str, str] = {
-    segment: module.NAME
-    for module in (balance, keys, ratelimit_config, ledger, usage, settings, channels, activity)
-    for segment in module.SEGMENTS
+    segment: module.NAME for module in MODULES for segment in module.SEGMENTS
 }
 
 
