@@ -5,6 +5,7 @@ for the wallet-signed management API, the dashboard and the other doors."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -184,8 +185,7 @@ async def ledger_page(
     entries = await ledger.ledger_page(
         store, str(ids.account_id(wallet)), before=parse_cursor(cursor), limit=limit + 1
     )
-    next_cursor = int(entries[limit - 1]["position"]) if len(entries) > limit else None
-    return page_object([ledger_entry_object(e) for e in entries[:limit]], next_cursor)
+    return _position_page(entries, limit, ledger_entry_object)
 
 
 async def activity_page_document(
@@ -195,9 +195,20 @@ async def activity_page_document(
     entries = await activity.activity_page(
         store, str(ids.account_id(wallet)), before=parse_cursor(cursor), limit=limit + 1
     )
+    return _position_page(entries, limit, activity_entry_object)
+
+
+def activity_entry_object(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**{_camel(k): v for k, v in entry.items()}, "object": "activity"}
+
+
+def _position_page(
+    entries: list[dict[str, Any]], limit: int, shape: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """A page of log-ordered entries read with one extra (`limit + 1`): the extra one says
+    there is more, and the last shown entry's position is the next cursor."""
     next_cursor = int(entries[limit - 1]["position"]) if len(entries) > limit else None
-    data = [{**{_camel(k): v for k, v in e.items()}, "object": "activity"} for e in entries[:limit]]
-    return page_object(data, next_cursor)
+    return page_object([shape(e) for e in entries[:limit]], next_cursor)
 
 
 class KeyNotFound(PryvError):
