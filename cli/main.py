@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -11,7 +12,7 @@ import secrets
 import socket
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from bootstrap.platform import Platform
+    from commands.application import PryvApplication
+    from infra.operator_key import OperatorSigner
     from infra.settings import Settings
     from privacy.pipeline import PrivacyFilter
     from projections.store import ReadStore
@@ -323,18 +326,36 @@ async def _read_store(platform: Platform) -> ReadStore:
     return store
 
 
-def cmd_keys_create(args: argparse.Namespace) -> int:
+@dataclasses.dataclass(frozen=True)
+class OperatorSession:
+    settings: Settings
+    signer: OperatorSigner
+    app: PryvApplication
+
+
+@contextlib.contextmanager
+def operator_session() -> Iterator[OperatorSession]:
+    """What an operator command writes with: the configured store (never a new one) and the
+    operator key that signs each event it records; the store is closed after."""
     from bootstrap.platform import open_application
-    from commands.key_terms import budget_micros, key_expiry
     from infra.operator_key import operator_signer
     from infra.settings import Settings
-    from infra.wallet_signatures import normalize_address
 
     settings = Settings.from_env(create=False)
     signer = operator_signer(settings)
     app = open_application(settings)
     try:
-        created = app.create_key(
+        yield OperatorSession(settings, signer, app)
+    finally:
+        app.close()
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from commands.key_terms import budget_micros, key_expiry
+    from infra.wallet_signatures import normalize_address
+
+    with operator_session() as session:
+        created = session.app.create_key(
             wallet=normalize_address(args.wallet),
             name=args.name,
             env=args.env,
@@ -343,17 +364,15 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
             tpm=args.tpm,
             monthly_budget_micros=budget_micros(args.monthly_budget_usd or None),
             expires_at=key_expiry(None, args.expires_in_days or None),
-            pepper=settings.key_pepper,
-            authorization=signer,
+            pepper=session.settings.key_pepper,
+            authorization=session.signer,
         )
-    finally:
-        app.close()
     _print(
         {
             "id": created.issued.key_id,
             "key": created.issued.token,
             "position": created.result.position,
-            "operator": signer.address,
+            "operator": session.signer.address,
             "note": "the key is shown once; store it now",
         }
     )
@@ -386,10 +405,7 @@ def _limit(raw: str | None, parse: Callable[[str], object]) -> tuple[bool, objec
 
 def cmd_keys_update(args: argparse.Namespace) -> int:
     """Change a key's terms as the operator (signed with the operator key)."""
-    from bootstrap.platform import open_application
     from commands.key_terms import budget_micros, key_expiry
-    from infra.operator_key import operator_signer
-    from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
     changes: dict[str, object] = {}
@@ -412,26 +428,21 @@ def cmd_keys_update(args: argparse.Namespace) -> int:
             changes[name] = value
     if not changes:
         raise ValueError("nothing to change: give --name, --models, --rpm, --tpm, ...")
-    settings = Settings.from_env(create=False)
-    signer = operator_signer(settings)
-    app = open_application(settings)
-    try:
-        result = app.change_key_limits(
+    with operator_session() as session:
+        result = session.app.change_key_limits(
             wallet=normalize_address(args.wallet),
             key_id=args.key_id,
             changes=changes,
-            authorization=signer,
+            authorization=session.signer,
         )
-    finally:
-        app.close()
-    applied = asyncio.run(_wait_for_key_index(settings, result.position))
+    applied = asyncio.run(_wait_for_key_index(session.settings, result.position))
     _print(
         {
             "id": args.key_id,
             "unchanged": result.duplicate,
             "position": result.position,
             "applied": applied,
-            "operator": signer.address,
+            "operator": session.signer.address,
         }
     )
     return 0
@@ -439,28 +450,20 @@ def cmd_keys_update(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     """Roll a key's secret as the operator: the new token is printed once."""
-    from bootstrap.platform import open_application
-    from infra.operator_key import operator_signer
-    from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
     if not 0 <= args.grace_seconds <= 7 * 24 * 3600:
         raise ValueError("--grace-seconds must be between 0 and 604800 (7 days)")
-    settings = Settings.from_env(create=False)
-    signer = operator_signer(settings)
-    app = open_application(settings)
     previous_expires_at = datetime.now(UTC) + timedelta(seconds=args.grace_seconds)
-    try:
-        rolled = app.roll_key(
+    with operator_session() as session:
+        rolled = session.app.roll_key(
             wallet=normalize_address(args.wallet),
             key_id=args.key_id,
             previous_expires_at=previous_expires_at,
-            pepper=settings.key_pepper,
-            authorization=signer,
+            pepper=session.settings.key_pepper,
+            authorization=session.signer,
         )
-    finally:
-        app.close()
-    applied = asyncio.run(_wait_for_key_index(settings, rolled.result.position))
+    applied = asyncio.run(_wait_for_key_index(session.settings, rolled.result.position))
     _print(
         {
             "id": args.key_id,
@@ -468,7 +471,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
             "previousSecretExpiresAt": previous_expires_at.isoformat(),
             "position": rolled.result.position,
             "applied": applied,
-            "operator": signer.address,
+            "operator": session.signer.address,
             "note": "the new key is shown once; store it now",
         }
     )
@@ -508,32 +511,24 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from bootstrap.platform import open_application
-    from infra.operator_key import operator_signer
-    from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
-    settings = Settings.from_env(create=False)
-    signer = operator_signer(settings)
-    app = open_application(settings)
-    try:
-        result = app.revoke_key(
+    with operator_session() as session:
+        result = session.app.revoke_key(
             wallet=normalize_address(args.wallet),
             key_id=args.key_id,
             reason=args.reason,
-            authorization=signer,
+            authorization=session.signer,
         )
-    finally:
-        app.close()
-    if settings.redis_url:  # refused at once by every API instance, as a DELETE would be
-        asyncio.run(_mark_revoked(settings, args.key_id))
+    if session.settings.redis_url:  # refused at once by every API instance, as a DELETE would
+        asyncio.run(_mark_revoked(session.settings, args.key_id))
     _print(
         {
             "id": args.key_id,
             "status": "revoked",
             "alreadyRevoked": result.duplicate,
             "position": result.position,
-            "operator": signer.address,
+            "operator": session.signer.address,
         }
     )
     return 0
@@ -552,34 +547,26 @@ async def _mark_revoked(settings: Settings, key_id: str) -> None:
 
 
 def cmd_credits_grant(args: argparse.Namespace) -> int:
-    from bootstrap.platform import open_application
     from domain.money import micros_to_usd, usd_to_micros
-    from infra.operator_key import operator_signer
-    from infra.settings import Settings
     from infra.wallet_signatures import normalize_address
 
-    settings = Settings.from_env(create=False)
-    signer = operator_signer(settings)
-    app = open_application(settings)
-    try:
-        result = app.grant_credits(
+    with operator_session() as session:
+        result = session.app.grant_credits(
             wallet=normalize_address(args.wallet),
             env=args.env,
             amount_micros=usd_to_micros(args.usd),
             reason=args.reason,
             granted_by=args.granted_by,
             grant_ref=args.ref or f"cli-{uuid.uuid4()}",
-            authorization=signer,
+            authorization=session.signer,
         )
-    finally:
-        app.close()
     _print(
         {
             "granted": not result.duplicate,
             "duplicate": result.duplicate,
             "position": result.position,
             "usd": micros_to_usd(usd_to_micros(args.usd)),
-            "operator": signer.address,
+            "operator": session.signer.address,
         }
     )
     return 0
