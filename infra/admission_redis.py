@@ -88,17 +88,16 @@ local function answer(verdict, extra)
 end
 
 local key = pryv_phys(r.key_record_key)
-local fields = redis.call('HMGET', key, 'status', 'expires_epoch', 'models')
+local fields = redis.call(
+  'HMGET', key, 'status', 'expires_epoch', 'models', 'secret_hash', 'previous_hash',
+  'previous_expires_epoch')
 if not fields[1] then return answer('unknown_key') end
 local expires = num(fields[2], 0)
 if fields[1] ~= 'active' or (expires > 0 and expires <= now) then return answer('inactive') end
 if redis.call('SISMEMBER', ARGV[5], r.key_id) == 1 then return answer('inactive') end
-if r.secret_hash ~= '' then
+if r.secret_hash ~= '' and fields[4] and fields[4] ~= r.secret_hash then
   -- a rolled key: its previous secret is admitted only until the grace period ends
-  local secrets = redis.call('HMGET', key, 'secret_hash', 'previous_hash', 'previous_expires_epoch')
-  if secrets[1] and secrets[1] ~= r.secret_hash then
-    if secrets[2] ~= r.secret_hash or num(secrets[3], 0) <= now then return answer('inactive') end
-  end
+  if fields[5] ~= r.secret_hash or num(fields[6], 0) <= now then return answer('inactive') end
 end
 local precheck = r.precheck == '1'
 local counting = precheck or r.count == '1'
