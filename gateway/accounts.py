@@ -269,8 +269,9 @@ async def _welcome(platform: Platform, wallet: str) -> None:
     """A new wallet's test credit (PRYV_WELCOME_CREDIT_USD), granted once per wallet ever
     (its grant ref is the wallet) and signed with the operator key like any grant."""
     amount = platform.settings.welcome_credit_micros
-    if amount <= 0:
-        return
+    ref = f"{WELCOME_REASON}:{wallet.lower()}"
+    if amount <= 0 or await asyncio.to_thread(platform.app.has_grant, ref):
+        return  # a read, not a write that collides, for every later key of the wallet
     await asyncio.to_thread(
         platform.app.grant_credits,
         wallet=wallet,
@@ -278,7 +279,7 @@ async def _welcome(platform: Platform, wallet: str) -> None:
         amount_micros=amount,
         reason=WELCOME_REASON,
         granted_by=WELCOME_REASON,
-        grant_ref=f"{WELCOME_REASON}:{wallet.lower()}",
+        grant_ref=ref,
         authorization=operator_signer(platform.settings),
     )
 
