@@ -6,7 +6,6 @@ a deterministic id (checkout session, charge, dispute), so redeliveries are dupl
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 from decimal import Decimal
@@ -24,10 +23,11 @@ from commands.billing import apply_stripe_event
 from commands.results import ConcurrentUpdate, InvalidCommand
 from domain.wallet_messages import WalletAction
 from gateway.billing import (
+    CheckoutState,
     PaymentsNotConfigured,
+    checkout_status,
     credit_pack_listing,
     open_checkout,
-    session_amount_text,
 )
 from infra.stripe_billing import BillingNotConfigured, BillingUnavailable, InvalidWebhook
 
@@ -128,44 +128,33 @@ a{{color:#2b59c3}}</style></head>
 
 @router.get("/success", response_class=HTMLResponse)
 async def success(request: Request, session_id: str = "") -> HTMLResponse:
-    """Where Stripe sends the buyer after paying: says whether the credit has arrived."""
+    """Where Stripe sends the buyer after paying (without a dashboard): says whether the
+    credit has arrived."""
     platform = platform_of(request)
-    session = None
-    if session_id and platform.billing.configured:
-        try:
-            session = await platform.billing.retrieve_session(session_id)
-        except BillingUnavailable:
-            session = None
-    if session is None:
-        return _page(
+    status = await checkout_status(platform, session_id)
+    amount = html.escape(status.usd_amount or "")
+    title, text = {
+        CheckoutState.UNKNOWN: (
             "Payment status unknown",
-            "<p>We could not find this checkout. If you paid, "
-            "your credit appears under Credits once Stripe confirms the payment.</p>",
-            platform,
-        )
-    credited = await asyncio.to_thread(
-        platform.app.has_purchase, str(session.get("id") or session_id)
-    )
-    amount = html.escape(session_amount_text(session))
-    if credited:
-        return _page(
+            "We could not find this checkout. If you paid, "
+            "your credit appears under Credits once Stripe confirms the payment.",
+        ),
+        CheckoutState.CREDITED: (
             "Payment received",
-            f"<p>Thank you. ${amount} of credit is on your account.</p>",
-            platform,
-        )
-    if session.get("payment_status") == "paid":
-        return _page(
+            f"Thank you. ${amount} of credit is on your account.",
+        ),
+        CheckoutState.PAID: (
             "Payment received",
-            f"<p>Thank you. Your ${amount} payment is confirmed; "
-            "the credit appears under Credits within moments.</p>",
-            platform,
-        )
-    return _page(
-        "Payment processing",
-        f"<p>Your ${amount} payment is still processing. The "
-        "credit appears under Credits as soon as Stripe confirms it.</p>",
-        platform,
-    )
+            f"Thank you. Your ${amount} payment is confirmed; "
+            "the credit appears under Credits within moments.",
+        ),
+        CheckoutState.PROCESSING: (
+            "Payment processing",
+            f"Your ${amount} payment is still processing. The "
+            "credit appears under Credits as soon as Stripe confirms it.",
+        ),
+    }[status.state]
+    return _page(title, f"<p>{text}</p>", platform)
 
 
 @router.get("/cancel", response_class=HTMLResponse)

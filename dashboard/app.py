@@ -2,6 +2,7 @@
 
     GET /              the single-page app (plain HTML/CSS/ES modules from dashboard/static)
     GET /healthz       liveness
+    GET /checkout/return   Stripe's way back, on to the Credits page
     /auth/*            Sign-In with Ethereum, session cookie        (dashboard.auth)
     GET /app/api/*     reads for the signed-in wallet               (dashboard.reads)
     POST|PUT|DELETE /app/api/*   signed actions, forwarded to the API in-process (dashboard.actions)
@@ -12,12 +13,13 @@ Nothing is loaded from another origin; a strict Content-Security-Policy says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.body_limits import BodyLimitMiddleware
@@ -28,6 +30,7 @@ from dashboard.context import DashboardConfig, DashboardContext, context
 from dashboard.docs_catalog import docs_document, privacy_options
 from gateway.sign_in import LoginNonces, nonce_secret
 
+CHECKOUT_SESSION = re.compile(r"cs_[A-Za-z0-9_]{1,250}")
 STATIC = Path(__file__).with_name("static")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -99,6 +102,16 @@ def create_dashboard(
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/checkout/return", include_in_schema=False)
+    async def checkout_return(status: str = "", session_id: str = "") -> RedirectResponse:
+        """Stripe's success and cancel URLs land here (a plain path: Stripe fills the session
+        id into the query) and are sent on to the Credits page, which shows the payment."""
+        state = "success" if status == "success" else "cancel"
+        target = f"/#/credits?checkout={state}"
+        if CHECKOUT_SESSION.fullmatch(session_id):
+            target += f"&session={session_id}"
+        return RedirectResponse(target, status_code=303)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -106,12 +119,7 @@ def create_dashboard(
     @app.get("/app/api/config")
     async def app_config(request: Request) -> dict[str, Any]:
         cfg = context(request).config
-        billing = f"{cfg.api_base_url}/api/v1/billing"
-        return {
-            "apiBaseUrl": cfg.api_base_url,
-            "checkoutSuccessUrl": f"{billing}/success",
-            "checkoutCancelUrl": f"{billing}/cancel",
-        }
+        return {"apiBaseUrl": cfg.api_base_url}
 
     @app.get("/app/api/docs")
     async def docs(request: Request) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from gateway.accounts import (
     ledger_page,
     settings_object,
 )
+from gateway.billing import checkout_status
 from gateway.models import model_object
 from gateway.usage_report import UsageQuery, usage_report
 from projections import settings as settings_projection
@@ -115,6 +116,14 @@ async def get_usage_report(
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
     return report
+
+
+@router.get("/checkout/{session_id}")
+async def get_checkout(request: Request, session_id: str) -> dict[str, Any]:
+    """Where a checkout of the signed-in wallet stands (another wallet's is `unknown`)."""
+    platform = context(request).platform
+    status = await checkout_status(platform, session_id[:256], wallet=await _wallet(request))
+    return status.document(session_id[:256])
 
 
 @router.get("/settings")

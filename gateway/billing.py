@@ -4,7 +4,10 @@ webhook (commands.billing), never with these calls."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from bootstrap.platform import Platform
@@ -63,7 +66,7 @@ async def open_checkout(
     except CheckoutAmountError as exc:
         param = "packId" if pack_id is not None else "usdAmount"
         raise PryvError(str(exc), code="invalid_params", param=param) from exc
-    base = f"{settings.public_url}/api/v1/billing"
+    success_url, cancel_url = checkout_return_urls(settings.public_url, settings.dashboard_url)
     try:
         session = await platform.billing.create_checkout(
             wallet=wallet,
@@ -71,8 +74,8 @@ async def open_checkout(
             usd_cents=amount.usd_cents,
             credits_micros=amount.credits_micros,
             pack_id=amount.pack_id,
-            success_url=f"{base}/success?session_id={{CHECKOUT_SESSION_ID}}",
-            cancel_url=f"{base}/cancel?session_id={{CHECKOUT_SESSION_ID}}",
+            success_url=success_url,
+            cancel_url=cancel_url,
             idempotency_key=idempotency_key,
         )
     except BillingUnavailable as exc:
@@ -89,6 +92,67 @@ async def open_checkout(
         "credits": micros_to_usd(amount.credits_micros),
         "packId": amount.pack_id,
     }
+
+
+def checkout_return_urls(public_url: str, dashboard_url: str | None) -> tuple[str, str]:
+    """Where Stripe sends the buyer back: the dashboard's Credits page when there is a
+    dashboard (it shows the payment's state and the credit arriving), else the API's own
+    return pages. `{CHECKOUT_SESSION_ID}` is Stripe's template, filled in on redirect."""
+    session = "session_id={CHECKOUT_SESSION_ID}"
+    if dashboard_url:
+        back = f"{dashboard_url.rstrip('/')}/checkout/return"
+        return f"{back}?status=success&{session}", f"{back}?status=cancel&{session}"
+    base = f"{public_url.rstrip('/')}/api/v1/billing"
+    return f"{base}/success?{session}", f"{base}/cancel?{session}"
+
+
+class CheckoutState(StrEnum):
+    """What a buyer back from Stripe is told: `credited` once the webhook's credit is in the
+    log; `paid` when Stripe has the money but its webhook has not arrived; `processing` for a
+    delayed method; `unknown` for no such session (or, for a wallet, another wallet's)."""
+
+    CREDITED = "credited"
+    PAID = "paid"
+    PROCESSING = "processing"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutStatus:
+    state: CheckoutState
+    usd_amount: str | None = None
+
+    def document(self, session_id: str) -> dict[str, Any]:
+        return {
+            "object": "checkout_status",
+            "id": session_id,
+            "state": self.state.value,
+            "usdAmount": self.usd_amount,
+        }
+
+
+async def checkout_status(
+    platform: Platform, session_id: str, *, wallet: str | None = None
+) -> CheckoutStatus:
+    """The state of checkout `session_id`, asked of Stripe and of the log. With `wallet`, a
+    session another wallet opened is `unknown` (the dashboard asks for the signed-in one)."""
+    if not session_id or not platform.billing.configured:
+        return CheckoutStatus(CheckoutState.UNKNOWN)
+    try:
+        session = await platform.billing.retrieve_session(session_id)
+    except BillingUnavailable:
+        session = None
+    if session is None:
+        return CheckoutStatus(CheckoutState.UNKNOWN)
+    owner = str((session.get("metadata") or {}).get("pryv_wallet") or "")
+    if wallet is not None and owner.lower() != wallet.lower():
+        return CheckoutStatus(CheckoutState.UNKNOWN)
+    amount = session_amount_text(session)
+    if await asyncio.to_thread(platform.app.has_purchase, str(session.get("id") or session_id)):
+        return CheckoutStatus(CheckoutState.CREDITED, amount)
+    if session.get("payment_status") == "paid":
+        return CheckoutStatus(CheckoutState.PAID, amount)
+    return CheckoutStatus(CheckoutState.PROCESSING, amount)
 
 
 def session_amount_text(session: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from tests.browser.conftest import require_chromium, screenshot_path
 from tests.browser.harness import BrowserWallet, Site, running_site
 from tests.browser.test_dashboard import goto, sign_in
 from tests.fakes.stripe_api import FakeStripe, running_fake_stripe, webhook_request
+from tests.served import served_pryv
+from tests.wallets import SigningWallet
 
 SECRET = "whsec_dashboard_test"
 
@@ -66,3 +69,65 @@ async def test_checkout_redirects_to_stripe_and_credits_arrive(
     await page.fill("#custom-usd", "1")
     await page.click("#custom-buy")
     await page.wait_for_selector("#alert:has-text('invalid_params')")
+
+
+async def test_checkout_round_trip_lands_on_the_dashboard_on_its_ports(
+    browser: Any, wallet: BrowserWallet, stripe_api: FakeStripe, tmp_path: Path
+) -> None:
+    """`pryv serve --port A --dashboard-port B` as a user runs it: pay on (fake) Stripe's page,
+    land back on B's Credits page, which follows the payment until the webhook's credit is in."""
+    env = {
+        "PRYV_STRIPE_SECRET_KEY": "sk_test_round_trip",
+        "PRYV_STRIPE_WEBHOOK_SECRET": SECRET,
+        "PRYV_STRIPE_API_BASE": stripe_api.url,
+    }
+    with served_pryv(tmp_path / "pryv", env) as served:
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await wallet.install(page)
+        await page.goto(served.dashboard_url)
+        await page.wait_for_selector("body[data-ready=true]")
+        await sign_in(page)
+        await goto(page, "credits", "#balances")
+        await page.click("button[data-pack='pack_50']")
+        await page.wait_for_url(f"{stripe_api.url}/pay/**")
+        session_id = page.url.rsplit("/", 1)[1]
+
+        await page.click("#pay")
+        await page.wait_for_url(f"{served.dashboard_url}/#/credits?checkout=success*")
+        assert f"session={session_id}" in page.url
+        await page.wait_for_selector("#checkout-status[data-state=paid]")
+        assert "$50.00" in await page.inner_text("#checkout-status")
+
+        body, headers = webhook_request(stripe_api.paid_events[session_id], SECRET)
+        async with httpx.AsyncClient(base_url=served.api_url, timeout=30) as api:
+            delivered = await api.post("/api/v1/billing/webhook", content=body, headers=headers)
+        assert delivered.json()["result"] == "recorded", delivered.text
+        await page.wait_for_selector("#checkout-status[data-state=credited]", timeout=90_000)
+        await page.wait_for_selector("[data-testid=available-live]:has-text('$52.00')")
+
+        # Another wallet's session learns nothing about this checkout.
+        stranger = BrowserWallet(SigningWallet.create())
+        other = await context.browser.new_context() if context.browser else None
+        assert other is not None
+        other_page = await other.new_page()
+        await stranger.install(other_page)
+        await other_page.goto(served.dashboard_url)
+        await other_page.wait_for_selector("body[data-ready=true]")
+        await sign_in(other_page)
+        seen = await other_page.evaluate(
+            f"fetch('/app/api/checkout/{session_id}').then((r) => r.json())"
+        )
+        assert seen["state"] == "unknown" and seen["usdAmount"] is None
+        await other.close()
+
+        # Cancel on Stripe's page: back on the same Credits page, told nothing was charged.
+        await page.click("button[data-pack='pack_50']")
+        await page.wait_for_url(f"{stripe_api.url}/pay/**")
+        await page.click("#cancel")
+        await page.wait_for_selector("#checkout-status[data-state=canceled]")
+        assert page.url.startswith(f"{served.dashboard_url}/#/credits?checkout=cancel")
+        await context.close()
+        assert not errors, errors

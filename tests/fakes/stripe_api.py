@@ -33,6 +33,10 @@ Stripe would send: `complete_session`, `expire_session`, `refund`, `dispute`, `e
 response), `sign_webhook` / `webhook_request` for the `Stripe-Signature` header, and
 `export_balance_transactions_csv` for a finance-style itemized report.
 
+The hosted page at a session's `url` has a Pay button (POST: `complete_session`, the event kept
+in `paid_events`, then a 303 to `success_url` with `{CHECKOUT_SESSION_ID}` filled in, as
+Stripe redirects) and a Cancel link to `cancel_url`.
+
 What the fake saw: `requests` (every request, decoded), `post_count(path)`.
 
 Standalone: `uv run python -m tests.fakes.stripe_api --port 12111`.
@@ -289,6 +293,7 @@ class FakeStripe:
         self._lock = threading.RLock()
         self._seq = 0
         self._sessions: dict[str, dict[str, Any]] = {}
+        self.paid_events: dict[str, dict[str, Any]] = {}  # session id -> its completed event
         self._session_extra: dict[str, dict[str, Any]] = {}
         self._payment_intents: dict[str, dict[str, Any]] = {}
         self._shared_tokens: dict[str, dict[str, Any]] = {}  # spt_… → usage limits, used
@@ -1253,7 +1258,20 @@ class FakeStripe:
                 return 404, b"<h1>No such checkout session</h1>"
             amount = _minor_to_major(session["amount_total"])
             text = f"<h1>Fake Stripe Checkout</h1><p>{session_id}: {amount} {session['currency']}"
-            return 200, f"{text} ({session['status']})</p>".encode()
+            back = _with_session(session["cancel_url"], session_id)
+            form = (
+                f'<form method="post" action="/pay/{session_id}"><button id="pay">Pay</button>'
+                f'</form><a id="cancel" href="{back}">Cancel</a>'
+            )
+            return 200, f"{text} ({session['status']})</p>{form}".encode()
+
+    def _pay(self, session_id: str) -> tuple[int, str]:
+        """The buyer pressed Pay: the session completes and the browser goes to success_url."""
+        with self._lock:
+            if session_id not in self._sessions:
+                return 404, ""
+            self.paid_events[session_id] = self.complete_session(session_id)
+            return 303, _with_session(self._sessions[session_id]["success_url"], session_id)
 
     # --- ASGI ---------------------------------------------------------------------------------
 
@@ -1267,6 +1285,12 @@ class FakeStripe:
             if not message.get("more_body"):
                 break
         path, method = scope["path"], scope["method"]
+        if path.startswith("/pay/") and method == "POST":
+            status, location = self._pay(path[len("/pay/") :])
+            headers = [(b"location", location.encode())] if location else []
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if path.startswith("/pay/") and method == "GET":
             status, page = self._pay_page(path[len("/pay/") :])
             headers = [(b"content-type", b"text/html; charset=utf-8")]
@@ -1281,6 +1305,10 @@ class FakeStripe:
         out.append((b"stripe-version", headers_in.get("stripe-version", API_VERSION).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out})
         await send({"type": "http.response.body", "body": payload})
+
+
+def _with_session(url: str, session_id: str) -> str:
+    return url.replace("{CHECKOUT_SESSION_ID}", session_id)
 
 
 def _check_known(params: dict[str, Any], known: set[str]) -> None:

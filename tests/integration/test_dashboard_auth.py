@@ -359,6 +359,15 @@ async def test_settings_and_checkout_forwarding(client: httpx.AsyncClient) -> No
     assert packs.json()["checkoutAvailable"] is False and packs.json()["data"]
 
 
+async def test_stripe_return_is_sent_on_to_the_credits_page(client: httpx.AsyncClient) -> None:
+    paid = await client.get("/checkout/return?status=success&session_id=cs_test_a1B2")
+    assert paid.status_code == 303
+    assert paid.headers["location"] == "/#/credits?checkout=success&session=cs_test_a1B2"
+    odd = await client.get("/checkout/return", params={"status": "x", "session_id": "<b>"})
+    assert odd.headers["location"] == "/#/credits?checkout=cancel"
+    assert (await client.get("/app/api/checkout/cs_test_a1B2")).status_code == 401
+
+
 async def test_pages_headers_and_docs(client: httpx.AsyncClient) -> None:
     page = await client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

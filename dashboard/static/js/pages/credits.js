@@ -23,15 +23,56 @@ async function startCheckout(state, button, choice) {
   });
 }
 
+const CHECKOUT_TEXT = {
+  credited: (amount) => `Payment received: $${amount} of credit is on your account.`,
+  paid: (amount) => `Payment received: your $${amount} is confirmed; the credit appears here within moments.`,
+  processing: (amount) => `Your $${amount} payment is still processing; the credit appears here once Stripe confirms it.`,
+  unknown: () => "We could not find this checkout. If you paid, the credit appears here once Stripe confirms the payment.",
+};
+
+// Back from Stripe (#/credits?checkout=success&session=cs_…): say where the payment stands and
+// follow it until the credit is in, then show the new balance.
+function checkoutReturn(refreshBalances) {
+  const query = new URLSearchParams(window.location.hash.split("?")[1] || "");
+  const outcome = query.get("checkout");
+  if (!outcome) return null;
+  const box = el("p", { class: "notice", id: "checkout-status", role: "status" });
+  if (outcome !== "success") {
+    box.textContent = "Checkout canceled. Nothing was charged.";
+    box.dataset.state = "canceled";
+    return box;
+  }
+  const session = query.get("session") || "";
+  const show = (status) => {
+    box.dataset.state = status.state;
+    box.textContent = CHECKOUT_TEXT[status.state](status.usdAmount);
+  };
+  box.textContent = "Checking your payment…";
+  (async () => {
+    for (let attempt = 0; attempt < 60; attempt += 1) {
+      const status = session ? await api(`/app/api/checkout/${encodeURIComponent(session)}`) : { state: "unknown" };
+      if (attempt > 0 && !box.isConnected) return; // the user went elsewhere
+      show(status);
+      if (status.state === "credited") { await refreshBalances(); return; }
+      if (status.state === "unknown") return;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  })().catch(() => { box.textContent = "Your payment's state could not be read; refresh to see the credit."; });
+  return box;
+}
+
 export async function render(main, state) {
   const [balance, packs] = await Promise.all([api("/app/api/balance"), api("/app/api/credit-packs")]);
   const balances = el("div", { class: "cards", id: "balances" },
     balanceCard("Live credit", "live", balance),
     balanceCard("Test credit", "test", balance.test));
-  const refresh = el("button", { type: "button", class: "secondary", id: "refresh-balance" }, "Refresh");
-  refresh.addEventListener("click", () => busy(refresh, "Refreshing…", async () => {
+  const refreshBalances = async () => {
     const fresh = await api("/app/api/balance");
     balances.replaceChildren(balanceCard("Live credit", "live", fresh), balanceCard("Test credit", "test", fresh.test));
+  };
+  const refresh = el("button", { type: "button", class: "secondary", id: "refresh-balance" }, "Refresh");
+  refresh.addEventListener("click", () => busy(refresh, "Refreshing…", async () => {
+    await refreshBalances();
     announce("Balance updated.");
   }));
 
@@ -61,9 +102,9 @@ export async function render(main, state) {
     startCheckout(state, buy, { usdAmount: Number(amount.value).toFixed(2) });
   });
 
-  const config = state.config || {};
   main.replaceChildren(
     heading("Credits"),
+    ...[checkoutReturn(refreshBalances)].filter(Boolean),
     el("div", { class: "actions" }, refresh, el("span", { class: "help" }, "Payments appear once Stripe confirms them.")),
     balances,
     el("section", { class: "panel", "aria-labelledby": "buy-title" },
@@ -73,8 +114,6 @@ export async function render(main, state) {
       packButtons.length ? el("div", { class: "packs" }, packButtons) : el("p", { class: "muted" }, "No packs on sale."),
       el("h3", {}, "Custom amount"),
       custom,
-      el("p", { class: "help" }, "Checkout happens on Stripe. Afterwards Stripe returns you to ",
-        el("a", { href: config.checkoutSuccessUrl || "#" }, "the payment status page"), " (or ",
-        el("a", { href: config.checkoutCancelUrl || "#" }, "the cancel page"), "); come back here to see the credit.")),
+      el("p", { class: "help" }, "Checkout happens on Stripe, which then returns you to this page.")),
   );
 }
