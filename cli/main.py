@@ -282,12 +282,16 @@ async def _run_until_interrupted(role: str, args: argparse.Namespace) -> None:
             )
             expose(metrics.relay_metrics(relay))
             await relay.run(stop)
-        elif role == "sweeper":  # holds of dead requests, and channels a payer forces closed
+        elif role == "sweeper":  # dead requests' holds, forced-closed channels, low balances
+            from workers.alerts import LowBalanceNotifier
             from workers.channels import ChannelSettler
 
             sweeper = HoldSweeper(platform.app, platform.read_store)
             expose(metrics.sweeper_metrics(sweeper))
-            await asyncio.gather(sweeper.run(stop), ChannelSettler(platform).run(stop))
+            notifier = LowBalanceNotifier(platform.read_store, platform.settings)
+            await asyncio.gather(
+                sweeper.run(stop), ChannelSettler(platform).run(stop), notifier.run(stop)
+            )
         else:
             projector = Projector(platform.bus, platform.read_store)
             expose(metrics.projector_metrics(projector))

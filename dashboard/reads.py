@@ -13,6 +13,7 @@ from domain import ids
 from domain.money import micros_to_usd
 from gateway.accounts import (
     activity_page_document,
+    alert_webhook_secret,
     balance_document,
     keys_page,
     ledger_page,
@@ -128,8 +129,10 @@ async def get_checkout(request: Request, session_id: str) -> dict[str, Any]:
 
 @router.get("/settings")
 async def get_settings(request: Request) -> dict[str, Any]:
-    stored = await settings_projection.read_settings(_store(request), await _account(request))
-    return settings_object(stored)
+    account = await _account(request)
+    stored = await settings_projection.read_settings(_store(request), account)
+    secret = alert_webhook_secret(context(request).platform, account)
+    return settings_object(stored, webhook_secret=secret)
 
 
 @router.get("/models")

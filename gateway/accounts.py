@@ -16,7 +16,7 @@ from bootstrap.platform import Platform
 from commands.key_terms import budget_micros, key_expiry
 from commands.positions import wait_until_applied
 from commands.results import InvalidCommand, NotFound
-from domain import ids
+from domain import alert_webhooks, ids
 from domain.api_keys import is_valid_key_id
 from domain.errors import ErrorKind, PryvError
 from domain.evidence import Authorization, Presented
@@ -118,24 +118,33 @@ class Consent(BaseModel):
 
 
 class Alerts(BaseModel):
-    """When the dashboard warns that credit runs low: below `lowBalanceUsd` of live credit
-    available (null: never)."""
+    """When credit runs low: below `lowBalanceUsd` of live credit available (null: never) the
+    dashboard shows a banner and, with `webhookUrl`, a signed `balance.low` event is POSTed
+    there once per fall below (docs/settings.md)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     low_balance_usd: Decimal | None = Field(
         default=None, alias="lowBalanceUsd", ge=0, le=1_000_000, decimal_places=6
     )
+    webhook_url: str | None = Field(
+        default=None, alias="webhookUrl", max_length=2048, pattern=r"^https?://[^\s]+$"
+    )
 
 
-def settings_object(stored: dict[str, Any]) -> dict[str, Any]:
+def settings_object(stored: dict[str, Any], *, webhook_secret: str | None = None) -> dict[str, Any]:
+    """The settings as the account saved them; with a webhook URL, `alerts.webhookSecret` is
+    the secret its events are signed with."""
     privacy = PrivacyDefaults.model_validate(stored.get("privacy") or {})
     consent = Consent.model_validate(stored.get("consent") or {})
     alerts = Alerts.model_validate(stored.get("alerts") or {})
+    shown_alerts = alerts.model_dump(by_alias=True, mode="json")
+    if alerts.webhook_url and webhook_secret:
+        shown_alerts["webhookSecret"] = webhook_secret
     return {
         "object": "settings",
         "privacy": privacy.model_dump(by_alias=True, exclude_none=True),
         "consent": consent.model_dump(),
-        "alerts": alerts.model_dump(by_alias=True, mode="json"),
+        "alerts": shown_alerts,
     }
 
 
@@ -397,10 +406,13 @@ async def revoke_key(
 
 async def account_settings(platform: Platform, wallet: str) -> dict[str, Any]:
     """The account's privacy defaults and consent."""
-    stored = await settings_projection.read_settings(
-        platform.read_store, str(ids.account_id(wallet))
-    )
-    return settings_object(stored)
+    account = str(ids.account_id(wallet))
+    stored = await settings_projection.read_settings(platform.read_store, account)
+    return settings_object(stored, webhook_secret=alert_webhook_secret(platform, account))
+
+
+def alert_webhook_secret(platform: Platform, account_id: str) -> str:
+    return alert_webhooks.signing_secret(platform.settings.key_pepper, account_id)
 
 
 async def change_account_settings(

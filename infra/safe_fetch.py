@@ -193,6 +193,48 @@ async def fetch_body(
         raise FetchRejected("connection failed") from None
 
 
+async def post_json(
+    url: str,
+    body: bytes,
+    *,
+    headers: dict[str, str],
+    timeout: float = 10.0,
+    resolver: Resolver | None = None,
+    allow_addresses: Collection[str] = (),
+    verify: ssl.SSLContext | None = None,
+) -> int:
+    """POST `body` (JSON) to a user's webhook URL under the same address policy as a fetch;
+    the answer's status. Redirects are not followed (a webhook that moved is a failure to
+    deliver, as with Stripe's), and the answer's body is not read."""
+    allowed = frozenset(ipaddress.ip_address(a) for a in allow_addresses)
+    current = _validate_url(url)
+    sent = {"Content-Type": "application/json", **headers}
+    try:
+        async with asyncio.timeout(timeout):
+            addresses = await _vetted_addresses(current, resolver or _system_resolver, allowed)
+            async with httpx.AsyncHTTPTransport(
+                verify=verify if verify is not None else _system_trust(),
+                trust_env=False,
+                proxy=None,
+                retries=0,
+            ) as transport:
+                response = await _send(
+                    transport,
+                    current,
+                    addresses,
+                    timeout,
+                    method="POST",
+                    content=body,
+                    extra_headers=sent,
+                )
+                await response.aclose()
+                return response.status_code
+    except (TimeoutError, httpx.TimeoutException):
+        raise FetchRejected("timed out") from None
+    except httpx.HTTPError:
+        raise FetchRejected("connection failed") from None
+
+
 async def _fetch(
     url: str,
     max_bytes: int,
@@ -332,9 +374,13 @@ async def _send(
     url: httpx.URL,
     addresses: list[IPAddress],
     timeout: float,
+    *,
+    method: str = "GET",
+    content: bytes = b"",
+    extra_headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """Send the GET to the first vetted address that accepts a connection. The URL's host is
-    replaced by the IP literal (so nothing below resolves a name again); the name travels as
+    """Send the request to the first vetted address that accepts a connection. The URL's host
+    is replaced by the IP literal (so nothing below resolves a name again); the name travels as
     the Host header and, for https, as SNI and the name the certificate is checked against."""
     host = url.raw_host.decode("ascii")
     extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout).as_dict()}
@@ -345,11 +391,16 @@ async def _send(
         "User-Agent": _USER_AGENT,
         "Accept": _ACCEPT,
         "Accept-Encoding": "identity",
+        **(extra_headers or {}),
     }
     tls_failure = False
     for address in addresses:
         request = httpx.Request(
-            "GET", url.copy_with(host=str(address)), headers=headers, extensions=extensions
+            method,
+            url.copy_with(host=str(address)),
+            headers=headers,
+            content=content or None,
+            extensions=extensions,
         )
         try:
             return await transport.handle_async_request(request)

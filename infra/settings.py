@@ -10,6 +10,7 @@ environment is the embedded default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -96,6 +97,10 @@ class Settings:
     welcome_credit_micros: int = 0  # test credit a new wallet's first key comes with
     cors_origins: tuple[str, ...] = ()  # browser origins allowed to call /v1/* ("*": any)
     management_calls_per_minute: int = 120  # per wallet, across instances (429 beyond)
+    # Addresses a low-balance webhook may reach although they are private (tests, a local
+    # receiver); every other private, loopback or link-local address is refused.
+    alert_webhook_allow_addresses: tuple[str, ...] = ()
+    alert_check_seconds: float = 5.0  # how often balances are compared with alert thresholds
     operator_key: str | None = field(default=None, repr=False)  # signs operator actions
     operator_address: str | None = None  # the trusted operator address(es)
     tempo_rpc_url: str | None = None  # a Tempo node for MPP; None = the in-memory chain
@@ -172,6 +177,8 @@ class EnvironmentSettings(BaseSettings):
     # embedded default (a first call needs no operator), none on shared databases.
     cors_origins: str | None = None  # comma-separated origins (https://app.example), or *
     management_calls_per_minute: int = Field(default=120, ge=1, le=100_000)
+    alert_webhook_allow_addresses: str | None = None  # comma-separated IP addresses
+    alert_check_seconds: float = Field(default=5.0, gt=0, le=3600)
     welcome_credit_usd: Decimal | None = Field(default=None, ge=0, le=1000, decimal_places=6)
     pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
     pii_threads: int | None = Field(default=None, ge=1, le=256)
@@ -271,6 +278,8 @@ class EnvironmentSettings(BaseSettings):
             welcome_credit_micros=usd_to_micros(str(welcome)),
             cors_origins=parse_origins(self.cors_origins),
             management_calls_per_minute=self.management_calls_per_minute,
+            alert_webhook_allow_addresses=parse_addresses(self.alert_webhook_allow_addresses),
+            alert_check_seconds=self.alert_check_seconds,
             tempo_rpc_url=self.tempo_rpc_url,
             tempo_chain_id=self.tempo_chain_id,
             mpp_currency=self.mpp_currency.lower(),
@@ -279,6 +288,19 @@ class EnvironmentSettings(BaseSettings):
             mpp_env=self.mpp_env,
             mpp_realm=self.mpp_realm,
         )
+
+
+def parse_addresses(text: str | None) -> tuple[str, ...]:
+    """`127.0.0.1, ::1` -> IP addresses (PRYV_ALERT_WEBHOOK_ALLOW_ADDRESSES)."""
+    addresses = tuple(part.strip() for part in (text or "").split(",") if part.strip())
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigurationError(
+                f"PRYV_ALERT_WEBHOOK_ALLOW_ADDRESSES: {address!r} is not an IP address"
+            ) from None
+    return addresses
 
 
 def parse_origins(text: str | None) -> tuple[str, ...]:

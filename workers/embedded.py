@@ -12,6 +12,7 @@ from audit.sealer import running_sealer
 from bootstrap.platform import Platform
 from commands.positions import wait_until_applied
 from projections.catalog import PROJECTIONS
+from workers.alerts import LowBalanceNotifier
 from workers.channels import ChannelSettler
 from workers.projector import Projector
 from workers.relay import Relay
@@ -24,7 +25,8 @@ log = logging.getLogger("pryv.workers")
 async def running_workers(
     platform: Platform, *, catch_up: bool = False, seal: bool | None = None
 ) -> AsyncIterator[tuple[Relay, Projector]]:
-    """Start relay, projector, hold sweeper and channel settler as tasks; stop them on exit.
+    """Start relay, projector, hold sweeper, channel settler and low-balance notifier as tasks;
+    stop them on exit.
 
     With `catch_up`, return only once every projection has applied the log as it was at start,
     so an embedded server never answers from half-rebuilt read models. With `seal` (default: in
@@ -45,7 +47,9 @@ async def _running(platform: Platform, catch_up: bool) -> AsyncIterator[tuple[Re
     unsubscribe = platform.app.on_recorded(relay.wake)
     sweeper = HoldSweeper(platform.app, platform.read_store)
     settler = ChannelSettler(platform)
+    notifier = LowBalanceNotifier(platform.read_store, platform.settings)
     tasks = [
+        asyncio.create_task(notifier.run(stop)),
         asyncio.create_task(relay.run(stop)),
         asyncio.create_task(projector.run(stop)),
         asyncio.create_task(sweeper.run(stop)),

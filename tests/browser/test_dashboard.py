@@ -501,6 +501,14 @@ async def test_low_balance_banner_follows_the_alert_threshold(
     assert await page.get_attribute("#low-balance a", "href") == "#/credits"
     await goto(page, "settings", "#settings-form")
     assert await page.input_value("#low-balance-usd") == "5"
+    await page.fill("#alert-webhook-url", "https://hooks.example.invalid/pryv")
+    await page.click("#save-settings")
+    await page.wait_for_selector("#status:has-text('Settings saved')")
+    await goto(page, "keys", "#create-key-form")
+    await goto(page, "settings", "#alert-webhook-secret")
+    assert (await page.inner_text("#alert-webhook-secret")).startswith("whsec_")
+    assert await page.input_value("#alert-webhook-url") == "https://hooks.example.invalid/pryv"
+    await page.fill("#alert-webhook-url", "")
     await page.fill("#low-balance-usd", "")
     await page.click("#save-settings")
     await page.wait_for_selector("#status:has-text('Settings saved')")

@@ -585,7 +585,7 @@ async def test_settings_keep_a_low_balance_alert(client: httpx.AsyncClient) -> N
     )
     assert saved.status_code == 200, saved.text
     read = (await client.get("/api/v1/settings", headers=wallet.headers("settings"))).json()
-    assert read["alerts"] == {"lowBalanceUsd": "5"}
+    assert read["alerts"] == {"lowBalanceUsd": "5", "webhookUrl": None}
     assert read["consent"] == {"analytics": False, "marketing": False}  # other sections kept
     negative = await client.put(
         "/api/v1/settings", json={**wallet.fields("settings"), "alerts": {"lowBalanceUsd": "-1"}}

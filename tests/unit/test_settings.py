@@ -136,3 +136,12 @@ def test_cors_origins_are_origins() -> None:
     assert parse_origins("*") == ("*",) and parse_origins(None) == ()
     with pytest.raises(ConfigurationError, match="PRYV_CORS_ORIGINS"):
         parse_origins("https://a.example/path")
+
+
+def test_alert_webhook_exceptions_are_ip_addresses() -> None:
+    from infra.settings import ConfigurationError, parse_addresses
+
+    assert parse_addresses(" 127.0.0.1, ::1 ") == ("127.0.0.1", "::1")
+    assert parse_addresses(None) == ()
+    with pytest.raises(ConfigurationError, match="not an IP address"):
+        parse_addresses("localhost")

@@ -65,7 +65,13 @@ export async function render(main, state) {
   const alerts = el("fieldset", { id: "alerts" }, el("legend", {}, "Alerts"),
     field("Warn when live credit is below (USD)",
       el("input", { id: "low-balance-usd", name: "low-balance-usd", type: "text", inputmode: "decimal", pattern: "^[0-9]+(\\.[0-9]{1,6})?$", autocomplete: "off", value: (current.alerts && current.alerts.lowBalanceUsd) ?? "" }),
-      "Empty: no warning. The dashboard shows a banner on every page while it is below."));
+      "Empty: no warning. The dashboard shows a banner on every page while it is below."),
+    field("Webhook URL",
+      el("input", { id: "alert-webhook-url", name: "alert-webhook-url", type: "url", autocomplete: "off", placeholder: "https://example.com/pryv-hook", value: (current.alerts && current.alerts.webhookUrl) ?? "" }),
+      "Optional: a signed balance.low event is POSTed here each time credit falls below the threshold."),
+    current.alerts && current.alerts.webhookSecret
+      ? el("p", { class: "help" }, "Signing secret (Pryv-Signature header): ", el("code", { id: "alert-webhook-secret" }, current.alerts.webhookSecret))
+      : null);
 
   const save = el("button", { type: "submit", id: "save-settings" }, "Save settings");
   const form = el("form", { id: "settings-form" }, modes, entities, detection, consent, alerts,
@@ -90,7 +96,10 @@ export async function render(main, state) {
           analytics: form.elements["consent-analytics"].checked,
           marketing: form.elements["consent-marketing"].checked,
         },
-        alerts: { lowBalanceUsd: value("low-balance-usd").trim() || null },
+        alerts: {
+          lowBalanceUsd: value("low-balance-usd").trim() || null,
+          webhookUrl: value("alert-webhook-url").trim() || null,
+        },
       };
       if (!form.elements["entities-default"].checked) {
         body.privacy.piiEntities = Array.from(entities.querySelectorAll("input[data-entity]:checked"), (b) => b.dataset.entity);
