@@ -70,4 +70,12 @@ if [[ ! -x /usr/bin/chromium ]]; then
   apt_install chromium
 fi
 
-echo "services: PostgreSQL :5432, Redis :6379, NATS :4222 up; tesseract $(tesseract --version 2>&1 | head -n 1); chromium installed"
+# The browser tests' accessibility scan runs Deque's axe-core (pinned) inside that Chromium.
+AXE_VERSION=4.11.0
+AXE_DIR="$(cd "$(dirname "$0")/.." && pwd)/.cache/axe-core-$AXE_VERSION"
+if [[ ! -f "$AXE_DIR/node_modules/axe-core/axe.min.js" ]]; then
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  npm install --silent --no-audit --no-fund --prefix "$AXE_DIR" "axe-core@$AXE_VERSION" >/dev/null
+fi
+
+echo "services: PostgreSQL :5432, Redis :6379, NATS :4222 up; tesseract $(tesseract --version 2>&1 | head -n 1); chromium and axe-core $AXE_VERSION installed"

@@ -1,5 +1,5 @@
 // A hand-rolled SVG bar chart of spend per day (live and test stacked). No library.
-import { el, svg, usd } from "./ui.js";
+import { el, svg, usd, scrollRegion } from "./ui.js";
 
 const WIDTH = 720;
 const HEIGHT = 220;
@@ -55,7 +55,7 @@ export function spendChart(days) {
 export function spendTable(days) {
   return el("details", {},
     el("summary", {}, "Show the numbers"),
-    el("div", { class: "table-wrap" },
+    scrollRegion("Spend per day",
       el("table", { id: "spend-table", class: "stack-narrow" },
         el("caption", { class: "sr-only" }, "Spend per day"),
         el("thead", {}, el("tr", {}, ...["Day", "Live", "Live requests", "Test", "Test requests"].map((h) => el("th", { scope: "col" }, h)))),

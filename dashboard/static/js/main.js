@@ -71,6 +71,7 @@ export async function render() {
   const name = routeName();
   const route = ROUTES[name];
   const main = document.getElementById("main");
+  delete main.dataset.rendered;
   markNav(name);
   document.title = `${route.title} · Pryv platform`;
   try {
@@ -89,6 +90,7 @@ export async function render() {
   }
   const title = main.querySelector("h1");
   if (title && document.activeElement !== document.body) title.focus();
+  main.dataset.rendered = name; // what tests (and the accessibility scan) wait for
 }
 
 export function signedIn(session, next) {

@@ -17,6 +17,11 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A table's horizontal scroller: focusable and named, so a keyboard can scroll it (WCAG 2.1.1).
+export function scrollRegion(label, ...children) {
+  return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, ...children);
+}
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 export function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG_NS, tag);

@@ -1,6 +1,6 @@
 // Activity: what was done on the account — keys, settings, money — and on whose authority.
 import { api } from "../http.js";
-import { busy, el, heading, usd, when } from "../ui.js";
+import { busy, el, heading, usd, when, scrollRegion } from "../ui.js";
 
 const PAGE = 20;
 
@@ -51,7 +51,7 @@ export async function render(main) {
     heading("Activity"),
     el("p", { class: "muted" }, "Every change to your keys, settings and credit, newest first, with who allowed it: your wallet's signature, an operator, or the payment provider."),
     el("section", { class: "panel" },
-      el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Account activity" },
+      scrollRegion("Account activity",
         el("table", { id: "activity-table" },
           el("caption", { class: "sr-only" }, "Account activity, newest first"),
           el("thead", {}, el("tr", {}, ...["When", "What", "By"].map((h) => el("th", { scope: "col" }, h)))),

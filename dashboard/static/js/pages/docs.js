@@ -1,7 +1,7 @@
 // Docs: quickstart with this deployment's API base URL, endpoints, errors and PII controls,
 // all from /app/api/docs (generated from the API's own routes, code and schemas).
 import { api } from "../http.js";
-import { announce, el, heading, showError } from "../ui.js";
+import { announce, el, heading, showError, scrollRegion } from "../ui.js";
 
 // A code block with a Copy button (examples are meant to run exactly as printed).
 function pre(text, id) {
@@ -130,7 +130,7 @@ function endpoints(doc) {
     el("h2", { id: "ep-title" }, "Endpoints"),
     el("p", { class: "help" }, "Wallet routes take walletAddress, message and signature; the message is ",
       el("code", {}, doc.walletMessage.format), `, signed with personal_sign, ts within ${doc.walletMessage.timestampWindowSeconds} s, each nonce once.`),
-    el("div", { class: "table-wrap" },
+    scrollRegion("API endpoints",
       el("table", { id: "endpoints-table" },
         el("caption", { class: "sr-only" }, "API endpoints"),
         el("thead", {}, el("tr", {}, ...["Method", "Path", "Auth", "What it does"].map((h) => el("th", { scope: "col" }, h)))),
@@ -146,7 +146,7 @@ function errors(doc) {
     el("h2", { id: "err-title" }, "Errors"),
     el("p", { class: "help" }, "Every error body is ", el("code", {}, '{"error": {"message", "type", "code", "param"}}'),
       ". 402: add credits. 429: wait for Retry-After. 5xx: retry with backoff (never retry key creation or checkout automatically)."),
-    el("div", { class: "table-wrap" },
+    scrollRegion("Error codes",
       el("table", { id: "errors-table" },
         el("caption", { class: "sr-only" }, "Error codes"),
         el("thead", {}, el("tr", {}, ...["Status", "Code", "Type", "Message"].map((h) => el("th", { scope: "col" }, h)))),

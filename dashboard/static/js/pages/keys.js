@@ -1,6 +1,6 @@
 // Keys: create (secret shown once), list (prefix…last4 only), revoke with a confirmation dialog.
 import { api } from "../http.js";
-import { announce, busy, el, field, heading, showError, when } from "../ui.js";
+import { announce, busy, el, field, heading, showError, when, scrollRegion } from "../ui.js";
 import { signAction } from "../wallet.js";
 
 const PAGE = 20;
@@ -300,7 +300,7 @@ export async function render(main, state) {
     el("section", { class: "panel", "aria-labelledby": "create-title" }, el("h2", { id: "create-title" }, "Create a key"), form),
     el("section", { class: "panel", "aria-labelledby": "list-title" },
       el("h2", { id: "list-title" }, "Your keys"),
-      el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Your keys" },
+      scrollRegion("Your keys",
         el("table", { id: "keys-table", class: "stack-narrow" },
           el("caption", { class: "sr-only" }, "API keys, newest first. Secrets are never shown here."),
           el("thead", {}, el("tr", {}, ...["Name", "Key", "Env", "Status", "Created", "Last used", "This month", "Actions"].map((h) => el("th", { scope: "col" }, h)))),

@@ -1,6 +1,6 @@
 // Models: the catalog with prices per 1M tokens, context length and the test-only flag.
 import { api } from "../http.js";
-import { el, heading, usd } from "../ui.js";
+import { el, heading, usd, scrollRegion } from "../ui.js";
 
 export async function render(main) {
   const { data } = await api("/app/api/models");
@@ -18,7 +18,7 @@ export async function render(main) {
     heading("Models"),
     el("p", { class: "muted" }, "Test keys call test-only models with test credit; live keys call the others. A key may be narrowed to some models when you create it."),
     el("section", { class: "panel" },
-      el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Models and prices" },
+      scrollRegion("Models and prices",
         el("table", { id: "models-table", class: "stack-narrow" },
           el("caption", {}, "Prices in USD per 1M tokens"),
           el("thead", {}, el("tr", {}, ...headers.map((h, i) => el("th", { scope: "col", class: i > 0 && i < 5 ? "num" : undefined }, h)))),

@@ -1,6 +1,6 @@
 // Usage: spend per day (SVG chart), by key and model (filters, CSV), and the ledger with cursor pagination.
 import { api } from "../http.js";
-import { busy, el, field, heading, usd, when } from "../ui.js";
+import { busy, el, field, heading, usd, when, scrollRegion } from "../ui.js";
 import { spendChart, spendTable } from "../chart.js";
 
 const PAGE = 10;
@@ -77,7 +77,7 @@ function breakdown(keys) {
   const section = el("section", { class: "panel", "aria-labelledby": "breakdown-heading" },
     el("h2", { id: "breakdown-heading" }, "By key and model"),
     form,
-    el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Usage by key and model" },
+    scrollRegion("Usage by key and model",
       el("table", { id: "usage-table", class: "stack-narrow" },
         el("caption", { class: "sr-only" }, "Usage per day, key and model"),
         el("thead", {}, el("tr", {}, ...["Date", "Env", "Key", "Model", "Requests", "Tokens in / out", "Spend"].map((h, i) => el("th", { scope: "col", class: i >= 4 ? "num" : undefined }, h)))),
@@ -130,7 +130,7 @@ export async function render(main) {
     el("section", { class: "panel", "aria-labelledby": "ledger-title" },
       el("h2", { id: "ledger-title" }, "Ledger"),
       el("p", { class: "help" }, "Every purchase, grant, refund and request that moved your balance, newest first."),
-      el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Ledger" },
+      scrollRegion("Ledger",
         el("table", { id: "ledger-table", class: "stack-narrow" },
           el("caption", { class: "sr-only" }, "Ledger entries, newest first"),
           el("thead", {}, el("tr", {}, ...["When", "Type", "Env", "Details", "Amount"].map((h, i) => el("th", { scope: "col", class: i === 4 ? "num" : undefined }, h)))),
