@@ -361,12 +361,12 @@ async def test_rotate_key_rolls_the_secret_with_a_grace_period(
     assert "action=rotate" in rolls[0].data["evidence"]["message"]
 
 
-async def test_a_roll_with_no_grace_is_refused_at_once_by_another_instance(
+async def test_a_roll_or_new_limits_take_effect_at_once_on_another_instance(
     services_settings: Any,
 ) -> None:
     """Two API instances over the same PostgreSQL, Redis and NATS: instance B has the old
     secret cached (it served it); a roll with grace 0 on instance A is refused by B on the very
-    next request, and B admits the new secret."""
+    next request, and B admits the new secret; an RPM lowered on A is B's limit next request."""
     from bootstrap.platform import open_platform
 
     first, second = await open_platform(services_settings), await open_platform(services_settings)
@@ -414,6 +414,13 @@ async def test_a_roll_with_no_grace_is_refused_at_once_by_another_instance(
             assert rolled.status_code == 200, rolled.text
             assert await call(b, created["key"]) == 401
             assert await call(b, rolled.json()["key"]) == 200
+            # New limits written through A hold on B's very next request (two calls this minute).
+            patched = await a.patch(
+                f"/api/v1/keys/{created['id']}",
+                json={**wallet.fields("update", created["id"]), "rpm": 1},
+            )
+            assert patched.status_code == 200, patched.text
+            assert await call(b, rolled.json()["key"]) == 429
     finally:
         await first.close()
         await second.close()
