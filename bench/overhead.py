@@ -116,6 +116,8 @@ class Result:
     other_cores: float | None = None  # foreign load during the run
     error_kinds: str = ""  # wrk's breakdown: "timeout 3, non-2xx 1"
     truncated: bool = False  # p99 near the run length: slower requests never completed
+    cpu_by_role: dict[str, float] = field(default_factory=dict)  # ms/request per process kind
+    ops_per_request: dict[str, float] = field(default_factory=dict)  # service operations
 
 
 @dataclass
@@ -126,6 +128,9 @@ class Target:
     body: dict[str, object]  # merged over the mode's body
     gateway_pids: Callable[[], list[int]] = lambda: []
     backend_pids: Callable[[], list[int]] = lambda: []
+    # Pryv's processes by kind (api, relay, projector, postgres, redis, nats), for the breakdown.
+    roles: Callable[[], dict[str, list[int]]] = lambda: {}
+    counters: Callable[[], dict[str, float]] = lambda: {}  # services' operation counters
 
 
 @dataclass
@@ -398,6 +403,9 @@ def measure(
     if settle(quiet) >= 30:
         print(f"# {target.name}: still busy after 30 s; measuring anyway", flush=True)
     gw, bk, ours = target.gateway_pids(), target.backend_pids(), quiet() + services
+    roles = target.roles()
+    roles_before = {name: cpu_seconds(pids) for name, pids in roles.items()}
+    counted_before = target.counters()
     gw_before, bk_before, ours_before = cpu_seconds(gw), cpu_seconds(bk), cpu_seconds(ours)
     busy_before = machine_busy_seconds()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has been waited for
@@ -410,6 +418,13 @@ def measure(
     mine = cpu_seconds(ours) - ours_before + driver_cpu
     other = max(0.0, machine_busy_seconds() - busy_before - mine)
     n = max(result.requests, 1)
+    if roles:  # what the run left behind (relay/projector catching up) belongs to it too
+        settle(lambda: [pid for pids in roles.values() for pid in pids], limit=15)
+    by_role = {
+        name: (cpu_seconds(pids) - roles_before[name]) * 1000 / n for name, pids in roles.items()
+    }
+    counted_after = target.counters()
+    ops = {name: (counted_after[name] - counted_before[name]) / n for name in counted_after}
     return Result(
         result.p50,
         result.p95,
@@ -422,7 +437,46 @@ def measure(
         other / wall,
         result.error_kinds,
         result.truncated,
+        by_role,
+        ops,
     )
+
+
+def service_counters(stream_name: str) -> dict[str, float]:
+    """Operations the services did so far: Redis commands (INFO commandstats, minus the INFO
+    calls themselves), PostgreSQL commits and rows inserted in the database, messages in the
+    benchmark's NATS stream. Machine-wide for Redis and PostgreSQL: keep the box quiet."""
+    info = redis.Redis().info("commandstats")
+    commands = sum(v["calls"] for k, v in info.items() if k != "cmdstat_info")
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute(
+            "SELECT xact_commit, tup_inserted FROM pg_stat_database WHERE datname = 'test'"
+        ).fetchone()
+    commits, inserted = (float(row[0]), float(row[1])) if row else (0.0, 0.0)
+
+    async def stream_messages() -> float:
+        import nats
+
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        try:
+            return float((await nc.jetstream().stream_info(stream_name)).state.messages)
+        finally:
+            await nc.close()
+
+    return {
+        "redis commands": float(commands),
+        "pg commits": commits - 2,  # this function's own two statements
+        "pg rows": inserted,
+        "nats messages": asyncio.run(stream_messages()),
+    }
+
+
+def breakdown(r: Result) -> str:
+    """The indented line under a Pryv row: CPU per process kind, operations per request."""
+    cpu = " ".join(f"{name} {ms:.2f}" for name, ms in r.cpu_by_role.items())
+    ops = ", ".join(f"{v:.1f} {name}" for name, v in r.ops_per_request.items())
+    return f"     |   cpu ms/req: {cpu}\n     |   per request: {ops}"
 
 
 # --- setup -------------------------------------------------------------------------------------
@@ -752,6 +806,23 @@ def main() -> None:
                 return lambda: [pid for root in roots for pid in process_tree(root)]
 
             pryv_backends = lambda: tree(worker_pids)() + services  # noqa: E731
+
+            def roles() -> dict[str, list[int]]:
+                found = {"api": tree(pryv_pids)()}
+                if not args.embedded:  # worker_pids: relay, then projector
+                    found["relay"] = process_tree(worker_pids[0])
+                    found["projector"] = process_tree(worker_pids[1])
+                    for name, comm in (
+                        ("postgres", "postgres"),
+                        ("redis", "redis-server"),
+                        ("nats", "nats-server"),
+                    ):
+                        found[name] = pids_named((comm,))
+                return found
+
+            def counters() -> dict[str, float]:
+                return {} if args.embedded else service_counters(stream_name)
+
             pryv_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
             targets = [Target("direct", f"{upstream_url}/chat/completions", "", {})]
             for pii in args.pii:
@@ -764,6 +835,8 @@ def main() -> None:
                         | ({"skip_pii_redaction": True} if pii == "off" else {}),
                         tree(pryv_pids),
                         pryv_backends,
+                        roles,
+                        counters,
                     )
                 )
             litellm_pids: list[int] = []
@@ -859,6 +932,8 @@ def main() -> None:
                         results[target.name] = r
                         report.points.append(Point(mode, concurrency, target.name, r))
                         print(row(concurrency, target.name, r, results.get("direct")), flush=True)
+                        if r.cpu_by_role:
+                            print(breakdown(r), flush=True)
                     for line in comparisons(results, results.get("direct")):
                         print(line)
             summary(report, modes, names)

@@ -8,16 +8,18 @@ that reached the upstream: it may already have been billed there (see OpenAIComp
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from domain.catalog import BUILTIN_PREFIX, Catalog, ModelSpec, UpstreamSpec
 from domain.errors import ErrorKind, PryvError
@@ -141,97 +143,102 @@ def _error_from_payload(payload: Mapping[str, Any], status: int | None) -> Upstr
     )
 
 
-def _transport_error(exc: httpx.TransportError) -> UpstreamError:
-    """Map an httpx failure to a message safe to show (httpx texts can carry host names)."""
-    if isinstance(exc, httpx.PoolTimeout):
-        return UpstreamError(None, "upstream connection pool exhausted", retryable=True)
-    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+def _transport_error(exc: BaseException) -> UpstreamError:
+    """Map a client failure to a message safe to show (their texts can carry host names)."""
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
         return UpstreamError(None, "upstream unreachable", retryable=True)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):  # aiohttp's SocketTimeoutError is one
         return UpstreamError(None, "upstream timed out", retryable=True)
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return UpstreamError(None, "upstream closed the connection", retryable=True)
     return UpstreamError(None, "upstream request failed", retryable=True)
 
 
-class OpenAICompatibleUpstream:
-    """One pooled HTTP client for one [upstreams.<name>] entry.
+_CLIENT_FAILURES = (aiohttp.ClientError, TimeoutError)
+_CONNECT_RETRY_DELAYS = (0.0, 0.5)  # two more connection attempts, as httpcore's retries=2 did
 
-    The transport retries only failed *connection attempts* (httpcore retries ConnectError and
-    ConnectTimeout, nothing else): a request that reached the server is never sent twice, since
-    the upstream may already have billed it. Timeouts: `timeout_seconds` bounds each read/write
-    and the wait for a pooled connection (an inactivity limit, not a total deadline), and
-    `connect_timeout_seconds` each connection attempt.
+
+class OpenAICompatibleUpstream:
+    """One pooled HTTP client for one [upstreams.<name>] entry, on aiohttp's client.
+
+    Why aiohttp and not httpx (used elsewhere): on the request path httpx cost 1.2 ms of CPU per
+    call against 0.1 ms for aiohttp, same box, same fake upstream, 16 at a time
+    (docs/benchmarks.md), and the upstream call was the largest single cost of a request.
+
+    Only failed *connection attempts* are retried (twice): a request that reached the server is
+    never sent twice, since the upstream may already have billed it. Timeouts: `timeout_seconds`
+    bounds each read and the wait for a pooled connection (an inactivity limit, not a total
+    deadline), and `connect_timeout_seconds` each connection attempt. The session is opened on
+    first use, inside the event loop that serves requests.
     """
 
-    def __init__(
-        self, spec: UpstreamSpec, *, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, spec: UpstreamSpec) -> None:
         self.spec = spec
-        headers = {"User-Agent": "pryv-gateway"}
+        self._url = f"{spec.base_url.rstrip('/')}/chat/completions"
+        self._headers = {"User-Agent": "pryv-gateway", "Content-Type": "application/json"}
         self._credentials_missing = False
         if spec.api_key_env:
             key = environment_secret(spec.api_key_env)
             if key:
-                headers["Authorization"] = f"Bearer {key}"
+                self._headers["Authorization"] = f"Bearer {key}"
             else:
                 # Fail each request with a clear, key-free message instead of refusing to start:
                 # one misconfigured upstream should not take down the others.
                 self._credentials_missing = True
                 logger.error("upstream %s: env var %s is not set", spec.name, spec.api_key_env)
-        # httpcore's pool polls every pooled socket (select) each time it hands out a
-        # connection, so its cost grows with pool size: at 64 concurrent requests it was 13% of
-        # the gateway's CPU (bench/overhead.py under py-spy; encode/httpcore#928 is the open
-        # fix). Spreading the connections over a few smaller clients keeps each scan short.
-        shards = 1 if transport is not None else max(1, min(8, spec.max_connections // 16))
-        per_shard = max(1, spec.max_connections // shards)
-        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        self._clients = [
-            httpx.AsyncClient(
-                base_url=spec.base_url,
-                headers=headers,
-                timeout=httpx.Timeout(spec.timeout_seconds, connect=spec.connect_timeout_seconds),
-                limits=limits,
-                transport=transport or httpx.AsyncHTTPTransport(retries=2, limits=limits),
-            )
-            for _ in range(shards)
-        ]
-        self._in_flight = [0] * shards
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
-    @contextlib.contextmanager
-    def _shard(self) -> Iterator[httpx.AsyncClient]:
-        """The least busy client (the first on ties, so a quiet gateway reuses one warm
-        connection), counted busy for the duration of the request or stream."""
-        index = min(range(len(self._clients)), key=self._in_flight.__getitem__)
-        self._in_flight[index] += 1
-        try:
-            yield self._clients[index]
-        finally:
-            self._in_flight[index] -= 1
+    def _client(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError(f"the client of upstream {self.spec.name} is closed")
+        if self._session is None:
+            spec = self.spec
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=spec.max_connections, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=spec.timeout_seconds + spec.connect_timeout_seconds,
+                    sock_connect=spec.connect_timeout_seconds,
+                    sock_read=spec.timeout_seconds,
+                ),
+                headers=self._headers,
+                trust_env=False,
+            )
+        return self._session
 
     def _check_credentials(self) -> None:
         if self._credentials_missing:
             raise UpstreamError(None, "upstream credentials are not configured", retryable=False)
 
+    async def _post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        """Send the request; a connection that could not be made is tried again, nothing else."""
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        session = self._client()
+        for delay in _CONNECT_RETRY_DELAYS:
+            try:
+                return await session.post(self._url, data=data)
+            except aiohttp.ClientConnectorError:
+                logger.debug("upstream %s: a connection attempt failed", self.spec.name)
+                await asyncio.sleep(delay)
+        return await session.post(self._url, data=data)
+
     async def complete(self, model: ModelSpec, body: dict[str, Any]) -> dict[str, Any]:
         self._check_credentials()
         try:
-            with self._shard() as client:
-                response = await client.post("/chat/completions", json=body)
-        except httpx.TransportError as exc:
+            async with await self._post(body) as response:
+                status = response.status
+                if status >= 300:
+                    raise _status_error(status, await _read_bounded(response))
+                content = await response.read()
+        except _CLIENT_FAILURES as exc:
             raise _transport_error(exc) from None
-        if not response.is_success:
-            raise _status_error(response.status_code, response.content)
         try:
-            payload = json.loads(response.content)
+            payload = json.loads(content)
         except ValueError:
-            raise UpstreamError(
-                response.status_code, "upstream sent invalid JSON", retryable=False
-            ) from None
+            raise UpstreamError(status, "upstream sent invalid JSON", retryable=False) from None
         if not isinstance(payload, dict):
-            raise UpstreamError(
-                response.status_code, "upstream sent an unexpected response", retryable=False
-            )
+            raise UpstreamError(status, "upstream sent an unexpected response", retryable=False)
         if _is_error_payload(payload) and "choices" not in payload:
             raise _error_from_payload(payload, None)
         return payload
@@ -240,38 +247,59 @@ class OpenAICompatibleUpstream:
         self, model: ModelSpec, body: dict[str, Any]
     ) -> AsyncGenerator[dict[str, Any], None]:
         # An async generator: `aclose()` (or garbage collection) raises GeneratorExit at the
-        # current `yield`, which exits `client.stream(...)` and closes the response. An unread
-        # HTTP/1.1 response cannot be reused, so httpcore drops that connection, and the upstream
-        # sees the disconnect and can stop generating.
+        # current `yield`, which leaves `async with response`: a response not read to its end
+        # closes its connection (it cannot be reused), so the upstream sees the disconnect and
+        # can stop generating.
         self._check_credentials()
         try:
-            with self._shard() as client:
-                async with client.stream("POST", "/chat/completions", json=body) as response:
-                    if not response.is_success:
-                        raise _status_error(response.status_code, await _read_bounded(response))
-                    content_type = response.headers.get("content-type", "")
-                    if content_type.startswith("application/json"):
-                        # Some servers answer an error (or ignore `stream`) with a plain JSON body.
-                        raise _non_stream_body(response.status_code, await _read_bounded(response))
-                    async with contextlib.aclosing(_sse_json(response)) as events:
-                        async for chunk in events:
-                            yield chunk
-        except httpx.TransportError as exc:
+            async with await self._post(body) as response:
+                if response.status >= 300:
+                    raise _status_error(response.status, await _read_bounded(response))
+                if response.content_type == "application/json":
+                    # Some servers answer an error (or ignore `stream`) with a plain JSON body.
+                    raise _non_stream_body(response.status, await _read_bounded(response))
+                async with contextlib.aclosing(_sse_json(_lines(response))) as events:
+                    async for chunk in events:
+                        yield chunk
+        except _CLIENT_FAILURES as exc:
             raise _transport_error(exc) from None
 
     async def close(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
 
 
-async def _read_bounded(response: httpx.Response) -> bytes:
-    """Read at most _MAX_ERROR_BODY_BYTES of a streamed body (enough to find an error message)."""
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    """Read at most _MAX_ERROR_BODY_BYTES of a body (enough to find an error message)."""
     data = bytearray()
-    async for part in response.aiter_bytes():
+    async for part in response.content.iter_any():
         data += part
         if len(data) >= _MAX_ERROR_BODY_BYTES:
             break
     return bytes(data[:_MAX_ERROR_BODY_BYTES])
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+async def _lines(response: aiohttp.ClientResponse) -> AsyncGenerator[str, None]:
+    """The body's lines, split at LF, CRLF or a lone CR as the SSE spec allows. By hand because
+    aiohttp's own line reader splits only at LF and refuses lines over 64 KiB."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    async for part in response.content.iter_any():
+        pending += decoder.decode(part)
+        # A CR at the very end may be the first half of a CRLF: keep it for the next part.
+        cut = len(pending) - 1 if pending.endswith("\r") else len(pending)
+        *complete, rest = _LINE_BREAK.split(pending[:cut])
+        pending = rest + pending[cut:]
+        for line in complete:
+            yield line
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        for line in _LINE_BREAK.split(pending.removesuffix("\r")):
+            yield line
 
 
 def _status_error(status: int, content: bytes) -> UpstreamError:
@@ -299,12 +327,11 @@ def _non_stream_body(status: int, content: bytes) -> UpstreamError:
 
 # SSE is parsed by hand: the chat-completions stream uses only `data:` lines and blank-line
 # event boundaries, which is ten lines of code and not worth an httpx-sse dependency.
-async def _sse_json(response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
+async def _sse_json(lines: AsyncGenerator[str, None]) -> AsyncGenerator[dict[str, Any], None]:
     """Yield each event's `data` as a JSON object, until `[DONE]`. Multi-line data is joined with
     newlines (per the SSE spec); comments (`:`) and other fields (event, id, retry) are ignored."""
     data_lines: list[str] = []
     saw_finish = False
-    lines = cast(AsyncGenerator[str, None], response.aiter_lines())
     async with contextlib.aclosing(lines):
         while True:
             line = await anext(lines, None)
@@ -341,7 +368,7 @@ async def _drain(lines: AsyncIterator[str]) -> None:
         async with asyncio.timeout(_DRAIN_SECONDS):
             async for _ in lines:
                 pass
-    except (TimeoutError, httpx.TransportError):
+    except _CLIENT_FAILURES:
         pass  # the answer is complete; the connection is just not reused
 
 
@@ -536,11 +563,8 @@ class UpstreamRouter:
     def __init__(
         self,
         catalog: Catalog,
-        *,
-        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         self._catalog = catalog
-        self._transports = dict(transports or {})
         self._echo = EchoUpstream()
         self._clients: dict[str, OpenAICompatibleUpstream] = {}
         self.stats = UpstreamStats()
@@ -564,7 +588,7 @@ class UpstreamRouter:
             spec = self._catalog.upstreams.get(model.upstream)
             if spec is None:
                 raise ValueError(f"model {model.id}: unknown upstream {model.upstream!r}")
-            client = OpenAICompatibleUpstream(spec, transport=self._transports.get(spec.name))
+            client = OpenAICompatibleUpstream(spec)
             self._clients[spec.name] = client
         return client
 

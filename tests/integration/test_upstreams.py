@@ -9,7 +9,6 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from domain.catalog import Catalog, ModelSpec, UpstreamSpec
@@ -21,6 +20,7 @@ from infra.upstreams import (
     UpstreamError,
     UpstreamRouter,
 )
+from tests.browser.harness import serving_asgi
 from tests.fakes.upstream import FakeUpstream, running_fake_upstream
 
 MESSAGES = [
@@ -294,22 +294,36 @@ async def test_missing_api_key_env_fails_requests_without_leaking(
 # --- SSE and response parsing edge cases (scripted responses) --------------------------------
 
 
-def scripted(status: int, content: bytes, content_type: str) -> OpenAICompatibleUpstream:
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, headers={"content-type": content_type}, content=content)
+@contextlib.asynccontextmanager
+async def scripted(
+    status: int, content: bytes, content_type: str
+) -> AsyncIterator[OpenAICompatibleUpstream]:
+    """A client of a real local server that answers `content`, sent in 7-byte pieces so that
+    lines (and CRLF pairs) are split across reads."""
 
-    return OpenAICompatibleUpstream(
-        UpstreamSpec(name="scripted", base_url="http://upstream.test/v1"),
-        transport=httpx.MockTransport(handler),
-    )
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        headers = [(b"content-type", content_type.encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        for start in range(0, len(content), 7):
+            piece = content[start : start + 7]
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with serving_asgi(app) as url:  # type: ignore[arg-type]
+        client = OpenAICompatibleUpstream(UpstreamSpec(name="scripted", base_url=f"{url}/v1"))
+        try:
+            yield client
+        finally:
+            await client.close()
 
 
 async def scripted_stream(content: bytes, content_type: str = "text/event-stream") -> Any:
-    client = scripted(200, content, content_type)
-    try:
+    async with scripted(200, content, content_type) as client:
         return await collect(client.stream(model_spec(), chat_body(stream=True)))
-    finally:
-        await client.close()
 
 
 async def test_sse_comments_fields_crlf_and_multiline_data() -> None:
@@ -379,24 +393,18 @@ async def test_complete_invalid_json_and_non_openai_error_bodies() -> None:
         (400, b'{"error": "plain string"}', "plain string"),
     ]
     for status, content, expected in cases:
-        client = scripted(status, content, "application/json")
-        try:
+        async with scripted(status, content, "application/json") as client:
             with pytest.raises(UpstreamError) as info:
                 await client.complete(model_spec(), chat_body())
-        finally:
-            await client.close()
         assert expected in info.value.message
         assert info.value.status == status
 
 
 async def test_error_with_usage_is_reported() -> None:
     content = b'{"error": {"message": "content filtered"}, "usage": {"prompt_tokens": 12}}'
-    client = scripted(400, content, "application/json")
-    try:
+    async with scripted(400, content, "application/json") as client:
         with pytest.raises(UpstreamError) as info:
             await client.complete(model_spec(), chat_body())
-    finally:
-        await client.close()
     assert info.value.usage == Usage(prompt_tokens=12, completion_tokens=0)
 
 
@@ -514,37 +522,32 @@ async def test_echo_simulated_error(stream: bool) -> None:
 
 
 async def test_router_picks_echo_and_shares_one_client_per_upstream(fake: FakeUpstream) -> None:
-    mock_calls: list[str] = []
+    with running_fake_upstream() as other:
+        catalog = Catalog(
+            models=(),
+            upstreams={
+                "fake": UpstreamSpec(name="fake", base_url=fake.url),
+                "other": UpstreamSpec(name="other", base_url=other.url),
+            },
+        )
+        router = UpstreamRouter(catalog)
+        a, b = model_spec("fake", "fake-a"), model_spec("fake", "fake-b")
+        elsewhere = model_spec("other", "x")
+        assert isinstance(router.for_model(ECHO).inner, EchoUpstream)
+        assert router.for_model(a) is router.for_model(b)
+        assert isinstance(router.for_model(a).inner, OpenAICompatibleUpstream)
+        assert router.for_model(elsewhere) is not router.for_model(a)
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        mock_calls.append(str(request.url))
-        return httpx.Response(200, json={"choices": [], "usage": {"prompt_tokens": 1}})
+        await router.for_model(a).complete(a, chat_body("fake-a", max_tokens=1))
+        await router.for_model(elsewhere).complete(elsewhere, chat_body("x", max_tokens=1))
+        assert [r["model"] for r in other.received] == ["x"]
+        assert [r["model"] for r in fake.received] == ["fake-a"]
 
-    catalog = Catalog(
-        models=(),
-        upstreams={
-            "fake": UpstreamSpec(name="fake", base_url=fake.url),
-            "mocked": UpstreamSpec(name="mocked", base_url="http://mocked.test/v1"),
-        },
-    )
-    router = UpstreamRouter(catalog, transports={"mocked": httpx.MockTransport(handler)})
-    a, b = model_spec("fake", "fake-a"), model_spec("fake", "fake-b")
-    mocked = model_spec("mocked", "x")
-    assert isinstance(router.for_model(ECHO).inner, EchoUpstream)
-    assert router.for_model(a) is router.for_model(b)
-    assert isinstance(router.for_model(a).inner, OpenAICompatibleUpstream)
-    assert router.for_model(mocked) is not router.for_model(a)
+        with pytest.raises(ValueError, match="unknown upstream"):
+            router.for_model(model_spec("nowhere", "y"))
 
-    await router.for_model(a).complete(a, chat_body("fake-a", max_tokens=1))
-    await router.for_model(mocked).complete(mocked, chat_body("x"))
-    assert mock_calls == ["http://mocked.test/v1/chat/completions"]
-    assert [r["model"] for r in fake.received] == ["fake-a"]
-
-    with pytest.raises(ValueError, match="unknown upstream"):
-        router.for_model(model_spec("nowhere", "y"))
-
-    client = router.for_model(a).inner
-    assert isinstance(client, OpenAICompatibleUpstream)
-    await router.close()
-    with pytest.raises(RuntimeError):  # httpx refuses requests on a closed client
-        await client.complete(a, chat_body("fake-a"))
+        client = router.for_model(a).inner
+        assert isinstance(client, OpenAICompatibleUpstream)
+        await router.close()
+        with pytest.raises(RuntimeError):  # a closed client refuses requests
+            await client.complete(a, chat_body("fake-a"))
