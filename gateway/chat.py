@@ -1,7 +1,8 @@
 """A private, metered chat completion, whichever door it came through (/v1, MCP, MPP).
 
 The steps, in an order that keeps refusals cheap: the model and the key's environment, the
-admission precheck (key status, entitlement, RPM, a credit floor), and only then the
+admission precheck (key status, entitlement, RPM, a credit floor; skipped when the request
+turns redaction off and brings no documents, as admission is then as cheap), and only then the
 expensive work (redaction, fetches, OCR), the exact hold, the upstream call, the settlement
 and, in pseudonymize mode, the restoration of the originals. Streamed answers are settled from
 the upstream's own usage report, or — when the caller leaves or the upstream gives none — from
@@ -127,17 +128,19 @@ class ChatService:
         platform = self.platform
         model = self.model_for(identity.env, body)
         upstream_body = body.upstream_body(model.upstream_model)  # refuses bad fields first
-        floor_tokens = min(estimate_text_tokens(body.prompt_text()), model.context_length)
-        try:
-            await platform.meter.precheck(
-                identity,
-                model,
-                request_id,
-                floor_micros=hold_micros(model, floor_tokens, 0),
-                floor_tokens=floor_tokens,
-            )
-        except AdmissionRefused as refused:
-            raise refusal(refused.admission, request_id) from None
+        prechecked = not body.needs_no_private_work()  # else one Redis round trip fewer
+        if prechecked:
+            floor_tokens = min(estimate_text_tokens(body.prompt_text()), model.context_length)
+            try:
+                await platform.meter.precheck(
+                    identity,
+                    model,
+                    request_id,
+                    floor_micros=hold_micros(model, floor_tokens, 0),
+                    floor_tokens=floor_tokens,
+                )
+            except AdmissionRefused as refused:
+                raise refusal(refused.admission, request_id) from None
         private = await self.prepare(model, identity.account_id, body, upstream_body)
         prepared, prompt_tokens, max_out, plan = (
             private.prepared,
@@ -154,7 +157,7 @@ class ChatService:
                 request_id,
                 hold_micros=hold_micros(model, prompt_hold_tokens, max_out),
                 estimated_tokens=prompt_tokens + max_out,
-                prechecked=True,
+                prechecked=prechecked,
             )
         except AdmissionRefused as refused:
             raise refusal(refused.admission, request_id) from None

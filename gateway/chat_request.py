@@ -93,6 +93,12 @@ class ChatCompletionRequest(BaseModel):
     def wants_usage_chunk(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
 
+    def needs_no_private_work(self) -> bool:
+        """Nothing to redact, fetch or extract: the request itself turns redaction off and
+        brings no documents. Then admission alone refuses it as cheaply as a precheck would."""
+        off = self.skip_pii_redaction is True or self.privacy_mode == "off"
+        return off and not self.pdfs and not self.urls
+
     def prompt_text(self) -> str:
         """The messages' own text (no media), for the cheap credit floor checked before any
         redaction: a lower bound of what the prompt will be held at."""

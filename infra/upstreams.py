@@ -149,8 +149,11 @@ def _transport_error(exc: BaseException) -> UpstreamError:
         return UpstreamError(None, "upstream unreachable", retryable=True)
     if isinstance(exc, TimeoutError):  # aiohttp's SocketTimeoutError is one
         return UpstreamError(None, "upstream timed out", retryable=True)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError
+    ):
         return UpstreamError(None, "upstream closed the connection", retryable=True)
+    logger.warning("upstream request failed: %s", type(exc).__name__)
     return UpstreamError(None, "upstream request failed", retryable=True)
 
 
@@ -195,7 +198,11 @@ class OpenAICompatibleUpstream:
         if self._session is None:
             spec = self.spec
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=spec.max_connections, limit_per_host=0),
+                # Idle connections are dropped after 4 s, before servers with the common 5 s
+                # keep-alive (uvicorn's, Node's) close them under a request being sent.
+                connector=aiohttp.TCPConnector(
+                    limit=spec.max_connections, limit_per_host=0, keepalive_timeout=4.0
+                ),
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=spec.timeout_seconds + spec.connect_timeout_seconds,
@@ -212,14 +219,17 @@ class OpenAICompatibleUpstream:
             raise UpstreamError(None, "upstream credentials are not configured", retryable=False)
 
     async def _post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
-        """Send the request; a connection that could not be made is tried again, nothing else."""
+        """Send the request; one the server cannot have received is tried again, nothing else."""
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         session = self._client()
         for delay in _CONNECT_RETRY_DELAYS:
             try:
                 return await session.post(self._url, data=data)
-            except aiohttp.ClientConnectorError:
-                logger.debug("upstream %s: a connection attempt failed", self.spec.name)
+            except (aiohttp.ClientConnectorError, aiohttp.ClientConnectionResetError) as exc:
+                # Never connected, or a pooled connection the server had just closed refused
+                # the write ("Cannot write to closing transport"): in both cases the server got
+                # no complete request, so sending it again cannot bill it twice.
+                logger.debug("upstream %s: %s; trying again", self.spec.name, type(exc).__name__)
                 await asyncio.sleep(delay)
         return await session.post(self._url, data=data)
 

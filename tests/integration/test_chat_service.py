@@ -185,3 +185,39 @@ async def test_refusals_hold_nothing(gateway: Gateway) -> None:
     assert refused.value.metadata["X-Request-Id"] == "svc-broke"
     log = await asyncio.to_thread(gateway.platform.app.read_log, 0, 1_000_000)
     assert not [e for e in log if e.topic == topics.HOLD_PLACED]
+
+
+async def test_a_request_with_nothing_private_to_do_is_admitted_without_a_precheck(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redaction off and no documents: admission alone (one Redis round trip) refuses or
+    admits, and counts the request against RPM once; with redaction on, the precheck runs."""
+    gate = gateway.platform.meter._gate
+    prechecks: list[object] = []
+    original = gate.precheck
+
+    async def counted(request: Any) -> Any:
+        prechecks.append(request)
+        return await original(request)
+
+    monkeypatch.setattr(gate, "precheck", counted)
+    service = chat_service(gateway)
+    key = await gateway.funded_key(env="live", usd="5", rpm=1)
+    identity = await authenticate_key(gateway.platform, key, KeyIdentityCache())
+    plain = {"model": "fake-live", "messages": HELLO, "skip_pii_redaction": True}
+    answer = await service.complete(identity, ChatCompletionRequest.model_validate(plain), "np-1")
+    assert isinstance(answer, Completion) and prechecks == []
+    with pytest.raises(PryvError) as limited:  # the one request RPM allows was counted
+        await service.complete(identity, ChatCompletionRequest.model_validate(plain), "np-2")
+    assert limited.value.code == "rate_limit_exceeded_rpm"
+
+    broke = await authenticate_key(
+        gateway.platform, await gateway.funded_key(env="live", usd="0"), KeyIdentityCache()
+    )
+    with pytest.raises(PryvError) as refused:
+        await service.complete(broke, ChatCompletionRequest.model_validate(plain), "np-3")
+    assert refused.value.code == "insufficient_credits" and prechecks == []
+    redacted = {"model": "fake-live", "messages": HELLO}
+    with pytest.raises(PryvError):
+        await service.complete(broke, ChatCompletionRequest.model_validate(redacted), "np-4")
+    assert len(prechecks) == 1
