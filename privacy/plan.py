@@ -3,6 +3,8 @@ defaults, then ours."""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +35,22 @@ class PrivacyPlan:
         return Redacting(text=not self.skip_text, image=not self.skip_image, pdf=not self.skip_pdf)
 
 
+DEFAULT_PII_CONFIG = PiiConfig()
+
+
+def saved_pii_config(raw: dict[str, Any] | None) -> PiiConfig:
+    """An account's saved PII config, validated once per distinct value: validating it on
+    every request was 5% of the gateway's CPU on a streamed answer (bench/overhead.py)."""
+    if not raw:
+        return DEFAULT_PII_CONFIG
+    return _validated_config(json.dumps(raw, sort_keys=True, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=4096)
+def _validated_config(canonical: str) -> PiiConfig:
+    return PiiConfig.model_validate_json(canonical)
+
+
 def resolve_plan(
     *,
     mode: Mode | None,
@@ -45,7 +63,7 @@ def resolve_plan(
     saved = account.get("privacy") or {}
     chosen: Mode = mode or saved.get("mode") or "redact"
     wanted = tuple(entities or saved.get("piiEntities") or DEFAULT_ENTITIES)
-    pii_config = config or PiiConfig.model_validate(saved.get("piiConfig") or {})
+    pii_config = config or saved_pii_config(saved.get("piiConfig"))
     if chosen == "off" or skip is True:
         return PrivacyPlan(chosen, wanted, pii_config, True, True, True, True)
     parts = skip if isinstance(skip, SkipRedaction) else SkipRedaction()
