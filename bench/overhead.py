@@ -932,7 +932,7 @@ def main() -> None:
                         results[target.name] = r
                         report.points.append(Point(mode, concurrency, target.name, r))
                         print(row(concurrency, target.name, r, results.get("direct")), flush=True)
-                        if r.cpu_by_role:
+                        if len(r.cpu_by_role) > 1:  # production shape: the processes apart
                             print(breakdown(r), flush=True)
                     for line in comparisons(results, results.get("direct")):
                         print(line)

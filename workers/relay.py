@@ -59,6 +59,8 @@ class Relay:
             self._position = page[-1].position
             count += len(page)
             self.published += len(page)
+            if len(page) < self._page_size:  # the log's end: no second read to find it empty
+                return count
 
     def _forget_position(self) -> None:
         self._position = None
@@ -66,6 +68,8 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         while not stop.is_set():
+            # Cleared before reading, so a write recorded during the cycle wakes the next one.
+            self._wake.clear()
             # A store or bus outage: retry from the bus's own position, never skip.
             await until_done(
                 self.publish_pending,
@@ -74,7 +78,6 @@ class Relay:
                 what="relay cycle",
                 on_failure=self._forget_position,
             )
-            self._wake.clear()
             waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(
                 waits, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
