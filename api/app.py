@@ -116,7 +116,11 @@ def create_app(
     # Outermost last: every request is logged and counted, then its body is bounded.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(PublicApiCors, origins=known.cors_origins)  # preflights answered here
-    app.add_middleware(observability.ObservabilityMiddleware, metrics=metrics)
+    app.add_middleware(
+        observability.ObservabilityMiddleware,
+        metrics=metrics,
+        access_log_sample=known.access_log_sample,
+    )
     install_openapi(app)
     # Last: the MCP transport at /mcp and the OAuth endpoints at the root (/authorize, /token,
     # /register, /revoke, /.well-known/…), below every route above.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
@@ -200,9 +201,12 @@ class ObservabilityMiddleware:
     """Request id, access log and request metrics for every HTTP request (streams included:
     the duration runs to the last body chunk). Plain ASGI, so streaming stays streaming."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log_sample: float = 1.0) -> None:
+        """`access_log_sample`: the share of successful requests written to the access log
+        (PRYV_ACCESS_LOG_SAMPLE); every 4xx and 5xx is written, and metrics count them all."""
         self.app = app
         self.metrics = metrics
+        self.access_log_sample = access_log_sample
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -237,18 +241,19 @@ class ObservabilityMiddleware:
             route, method = _route(scope), str(scope.get("method", ""))
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(elapsed)
-            access_log.info(
-                "request",
-                extra={
-                    "pryv": {
-                        "request_id": request_id,
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    }
-                },
-            )
+            if status >= 400 or random.random() < self.access_log_sample:
+                access_log.info(
+                    "request",
+                    extra={
+                        "pryv": {
+                            "request_id": request_id,
+                            "method": method,
+                            "route": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                        }
+                    },
+                )
             REQUEST_ID.reset(token)
 
 

@@ -101,6 +101,7 @@ class Settings:
     # receiver); every other private, loopback or link-local address is refused.
     alert_webhook_allow_addresses: tuple[str, ...] = ()
     alert_check_seconds: float = 5.0  # how often balances are compared with alert thresholds
+    access_log_sample: float = 1.0  # share of successful requests in the access log
     operator_key: str | None = field(default=None, repr=False)  # signs operator actions
     operator_address: str | None = None  # the trusted operator address(es)
     tempo_rpc_url: str | None = None  # a Tempo node for MPP; None = the in-memory chain
@@ -179,6 +180,7 @@ class EnvironmentSettings(BaseSettings):
     management_calls_per_minute: int = Field(default=120, ge=1, le=100_000)
     alert_webhook_allow_addresses: str | None = None  # comma-separated IP addresses
     alert_check_seconds: float = Field(default=5.0, gt=0, le=3600)
+    access_log_sample: float = Field(default=1.0, ge=0, le=1)
     welcome_credit_usd: Decimal | None = Field(default=None, ge=0, le=1000, decimal_places=6)
     pii_ner_model: str | None = None  # an installed spaCy package; "none" disables NER
     pii_threads: int | None = Field(default=None, ge=1, le=256)
@@ -280,6 +282,7 @@ class EnvironmentSettings(BaseSettings):
             management_calls_per_minute=self.management_calls_per_minute,
             alert_webhook_allow_addresses=parse_addresses(self.alert_webhook_allow_addresses),
             alert_check_seconds=self.alert_check_seconds,
+            access_log_sample=self.access_log_sample,
             tempo_rpc_url=self.tempo_rpc_url,
             tempo_chain_id=self.tempo_chain_id,
             mpp_currency=self.mpp_currency.lower(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -111,3 +112,28 @@ async def test_access_log_is_json_with_request_id_and_no_secrets(
     assert entry["method"] == "POST" and entry["duration_ms"] > 0
     everything = "\n".join(lines)
     assert "4111" not in everything and key not in everything and key[-12:] not in everything
+
+
+async def test_a_sampled_access_log_keeps_every_refusal(
+    platform_settings: Settings, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PRYV_ACCESS_LOG_SAMPLE=0: no line for a success, one for each 4xx; metrics count all."""
+    settings = dataclasses.replace(platform_settings, access_log_sample=0.0)
+    async with running_gateway(settings, upstream) as gateway:
+        key = await gateway.funded_key()
+        body = {"model": "pryv-echo", "messages": [{"role": "user", "content": "hi"}]}
+        with caplog.at_level(logging.INFO, logger="pryv.access"):
+            async with httpx.AsyncClient(base_url=gateway.url) as http:
+                ok = await http.post(
+                    "/v1/chat/completions",
+                    headers={"Authorization": f"Bearer {key}", "X-Request-Id": "kept-out"},
+                    json=body,
+                )
+                refused = await http.post(
+                    "/v1/chat/completions",
+                    headers={"Authorization": "Bearer nope", "X-Request-Id": "kept-in"},
+                    json=body,
+                )
+    assert (ok.status_code, refused.status_code) == (200, 401)
+    logged = [getattr(r, "pryv", {}) for r in caplog.records if r.name == "pryv.access"]
+    assert [entry.get("request_id") for entry in logged] == ["kept-in"]
