@@ -266,9 +266,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _check(name: str, probe: Awaitable[Any], checks: dict[str, Any]) -> Any:
+async def _check(
+    name: str, probe: Awaitable[Any], checks: dict[str, Any], *, bounded: bool = False
+) -> Any:
+    """`bounded`: the probe times out by itself (the Redis client's socket timeouts), so it
+    is not cancelled from outside; others get 2 s."""
     try:
-        value = await asyncio.wait_for(probe, 2.0)
+        value = await (probe if bounded else asyncio.wait_for(probe, 2.0))
     except Exception as exc:  # any failure means "not ready", with the reason
         checks[name] = {"ok": False, "error": type(exc).__name__}
         return None
@@ -287,6 +291,7 @@ async def readyz(request: Request) -> Response:
         "read_store",
         asyncio.gather(*(platform.read_store.position(name) for name in PROJECTIONS)),
         checks,
+        bounded=True,
     )
     if log_end is not None and positions is not None:
         lag = max(log_end - p.position for p in positions)

@@ -115,8 +115,12 @@ async def lag(platform: Platform, rate: int, seconds: float) -> list[float]:
     total = int(rate * seconds)
     started = time.perf_counter()
 
+    done = asyncio.Event()
+
     async def watch() -> None:
-        while True:
+        # Stopped by a flag, never cancelled: a cancel landing inside redis-py's read of a
+        # reply can be swallowed (redis/redis-py#2028 class), and the watcher then never ends.
+        while not done.is_set():
             position = (await platform.read_store.position("balance")).position
             now = time.perf_counter()
             for p in [p for p in committed if p <= position and p not in seen]:
@@ -136,8 +140,8 @@ async def lag(platform: Platform, rate: int, seconds: float) -> list[float]:
     offered = time.perf_counter() - started
     while len(seen) < len(committed):
         await asyncio.sleep(0.01)
-    watcher.cancel()
-    await asyncio.gather(watcher, return_exceptions=True)
+    done.set()
+    await watcher
     for worker in workers:
         worker.terminate()
         worker.wait(10)

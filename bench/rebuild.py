@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import tempfile
 import time
 import uuid
@@ -65,19 +66,24 @@ def main() -> None:
     parser.add_argument("--wallets", type=int, default=1000)
     parser.add_argument("--redis", action="store_true")
     args = parser.parse_args()
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()), key_pepper=b"bench")
-    rate = synthesize(settings, args.events, args.batch, args.wallets)
-    print(f"appended {args.events:,} events at {rate:,.0f} events/s")
-    asyncio.run(measure(settings, MemoryReadStore(), "memory"))
-    if args.redis:
-        prefix = f"benchrebuild_{uuid.uuid4().hex[:8]}"
-        store = RedisReadStore.from_url("redis://127.0.0.1:6379/0", prefix)
-        try:
-            asyncio.run(measure(settings, store, "Redis"))
-        finally:
-            client = redis.Redis()
-            for key in client.scan_iter(match=f"{prefix}:*", count=10_000):
-                client.delete(key)
+    data_dir = Path(tempfile.mkdtemp(prefix="pryv-bench-rebuild-"))
+    try:  # the ~440 MB SQLite log of a 1M run goes with the run
+        settings = Settings(data_dir=data_dir, key_pepper=b"bench")
+        rate = synthesize(settings, args.events, args.batch, args.wallets)
+        print(f"appended {args.events:,} events at {rate:,.0f} events/s")
+        asyncio.run(measure(settings, MemoryReadStore(), "memory"))
+        if args.redis:
+            prefix = f"benchrebuild_{uuid.uuid4().hex[:8]}"
+            store = RedisReadStore.from_url("redis://127.0.0.1:6379/0", prefix)
+            try:
+                asyncio.run(measure(settings, store, "Redis"))
+            finally:
+                client = redis.Redis()
+                for key in client.scan_iter(match=f"{prefix}:*", count=10_000):
+                    client.delete(key)
+
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -359,9 +359,18 @@ class RedisReadStore:
     @classmethod
     def from_url(cls, url: str, prefix: str, max_connections: int = 64) -> RedisReadStore:
         """A client whose pool makes callers wait for a connection (up to 5 s) instead of
-        failing: a burst of concurrent requests queues rather than erroring."""
+        failing: a burst of concurrent requests queues rather than erroring.
+
+        Every call is bounded from inside by socket timeouts, so no caller needs to cancel a
+        Redis wait from outside (`asyncio.wait_for`): a cancel that lands while redis-py reads
+        a reply can be swallowed and leave the waiter hanging (redis/redis-py#2028)."""
         pool = redis.BlockingConnectionPool.from_url(
-            url, decode_responses=True, max_connections=max_connections, timeout=5
+            url,
+            decode_responses=True,
+            max_connections=max_connections,
+            timeout=5,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
         )
         return cls(redis.Redis.from_pool(pool), prefix)  # the client owns (and closes) the pool
 

@@ -137,3 +137,28 @@ async def test_a_sampled_access_log_keeps_every_refusal(
     assert (ok.status_code, refused.status_code) == (200, 401)
     logged = [getattr(r, "pryv", {}) for r in caplog.records if r.name == "pryv.access"]
     assert [entry.get("request_id") for entry in logged] == ["kept-in"]
+
+
+async def test_a_redis_that_stops_answering_times_out_from_inside() -> None:
+    """A Redis that accepts connections and never replies: a read fails by the client's own
+    socket timeout, so no caller has to cancel a Redis wait from outside (redis-py#2028)."""
+    import redis.exceptions
+
+    from infra.read_store_redis import RedisReadStore
+
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # read nothing, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisReadStore.from_url(f"redis://127.0.0.1:{port}/0", "silent")
+    try:
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await asyncio.wait_for(store.position("balance"), 60)  # only a safety net
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await store.close()
