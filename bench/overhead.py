@@ -88,6 +88,8 @@ max_output_tokens = 64
 PEERS = ROOT / "bench" / "peers"
 LITELLM_CONFIG = PEERS / "litellm_config.yaml"
 LITELLM_BIN = PEERS / ".venv-litellm" / "bin" / "litellm"
+PORTKEY_SERVER = PEERS / ".portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build"
+PORTKEY_SERVER = PORTKEY_SERVER / "start-server.js"
 LITELLM_TEMPLATE_URL = "http://127.0.0.1:9100/v1"  # the api_base in litellm_config.yaml
 SERVICES = ("postgres", "redis-server", "nats-server")
 FAIRNESS = (
@@ -131,6 +133,7 @@ class Target:
     # Pryv's processes by kind (api, relay, projector, postgres, redis, nats), for the breakdown.
     roles: Callable[[], dict[str, list[int]]] = lambda: {}
     counters: Callable[[], dict[str, float]] = lambda: {}  # services' operation counters
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every request
 
 
 @dataclass
@@ -279,9 +282,15 @@ def process(
 
 
 def run_wrk(
-    url: str, token: str, body: dict[str, object], concurrency: int, seconds: float
+    url: str,
+    token: str,
+    body: dict[str, object],
+    concurrency: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
 ) -> Result:
-    env = {**os.environ, "WRK_BODY": json.dumps(body), "WRK_AUTH": token}
+    extra = "\n".join(f"{k}: {v}" for k, v in (headers or {}).items())
+    env = {**os.environ, "WRK_BODY": json.dumps(body), "WRK_AUTH": token, "WRK_HEADERS": extra}
     out = subprocess.run(
         [
             "wrk",
@@ -324,12 +333,18 @@ def run_wrk(
 
 
 async def run_httpx(
-    url: str, token: str, body: dict[str, object], concurrency: int, seconds: float
+    url: str,
+    token: str,
+    body: dict[str, object],
+    concurrency: int,
+    seconds: float,
+    extra_headers: dict[str, str] | None = None,
 ) -> Result:
     """Fallback driver: slower than wrk, so at high concurrency it measures itself too."""
     latencies: list[float] = []
     errors = 0
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers.update(extra_headers or {})
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         deadline = time.perf_counter() + seconds
@@ -356,17 +371,23 @@ async def run_httpx(
 
 
 def drive(
-    url: str, token: str, body: dict[str, object], concurrency: int, seconds: float
+    url: str,
+    token: str,
+    body: dict[str, object],
+    concurrency: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
 ) -> Result:
     if shutil.which("wrk"):
-        return run_wrk(url, token, body, concurrency, seconds)
-    return asyncio.run(run_httpx(url, token, body, concurrency, seconds))
+        return run_wrk(url, token, body, concurrency, seconds, headers)
+    return asyncio.run(run_httpx(url, token, body, concurrency, seconds, headers))
 
 
 def first_contact(target: Target, body: dict[str, object], n: int = 24) -> str | None:
     """Fresh connections, a few at a time, so every API process loads what it loads lazily
     (spaCy for PII) before anything is measured. Returns an error text, or None."""
     headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
+    headers.update(target.headers)
     payload = {**body, **target.body, "stream": False}
 
     def one(_: int) -> str | None:
@@ -394,10 +415,11 @@ def measure(
     services: PostgreSQL, Redis, NATS (shared, so only counted, never waited for)."""
     payload = {**body, **target.body}
     if warmup > 0:  # the same load, briefly: pools on both sides grow to this concurrency
-        drive(target.url, target.token, payload, concurrency, warmup)
+        drive(target.url, target.token, payload, concurrency, warmup, target.headers)
     else:
         with httpx.Client(timeout=30) as client:
             auth = {"Authorization": f"Bearer {target.token}"} if target.token else {}
+            auth.update(target.headers)
             for _ in range(20):
                 client.post(target.url, json={**payload, "stream": False}, headers=auth)
     if settle(quiet) >= 30:
@@ -410,7 +432,7 @@ def measure(
     busy_before = machine_busy_seconds()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, once it has been waited for
     started = time.monotonic()
-    result = drive(target.url, target.token, payload, concurrency, seconds)
+    result = drive(target.url, target.token, payload, concurrency, seconds, target.headers)
     wall = time.monotonic() - started
     kids_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     driver_cpu = (kids_after.ru_utime - kids.ru_utime) + (kids_after.ru_stime - kids.ru_stime)
@@ -623,11 +645,13 @@ def summary(report: Report, modes: list[str], names: list[str]) -> None:
             cells.append(f"{f'{top.rps:.0f} @ conc {at}':<19}")
         print(f"{mode:<4} | " + " | ".join(cells))
     for mode in modes:
-        peer = best.get((mode, "litellm"))
-        for name in names:
-            mine = best.get((mode, name))
-            if peer and mine and name.startswith("pryv"):
-                print(f"{mode:<4}   max req/s {name} / litellm: {_ratio(mine.rps, peer.rps)}")
+        for peer_name in ("portkey", "litellm"):
+            peer = best.get((mode, peer_name))
+            for name in names:
+                mine = best.get((mode, name))
+                if peer and mine and name.startswith("pryv"):
+                    ratio = _ratio(mine.rps, peer.rps)
+                    print(f"{mode:<4}   max req/s {name} / {peer_name}: {ratio}")
 
 
 # --- main --------------------------------------------------------------------------------------
@@ -672,6 +696,12 @@ def main() -> None:
         "--litellm-workers", type=int, help="LiteLLM worker processes (default: --processes)"
     )
     parser.add_argument("--litellm-config", type=Path, default=LITELLM_CONFIG)
+    parser.add_argument(
+        "--portkey",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="measure Portkey's OSS gateway: auto = when installed (bench/peers/README.md)",
+    )
     parser.add_argument("--json-out", type=Path, help="also write every figure here as JSON")
     parser.add_argument(
         "--keep-logs", type=Path, help="copy the gateways' and workers' logs to this directory"
@@ -879,6 +909,35 @@ def main() -> None:
                         raise
                     print(f"# LiteLLM did not start, measuring without it: {exc}")
                     binary = None
+            portkey_pids: list[int] = []
+            node = shutil.which("node")
+            if args.portkey != "off" and node and PORTKEY_SERVER.is_file():
+                portkey_port = free_port()
+                peer_env = {k: v for k, v in env.items() if not k.startswith("PRYV_")}
+                stack.enter_context(
+                    process(
+                        [node, str(PORTKEY_SERVER), f"--port={portkey_port}", "--headless"],
+                        {**peer_env, "NODE_ENV": "production"},
+                        f"http://127.0.0.1:{portkey_port}/",
+                        log=tmp / "portkey.log",
+                        pids=portkey_pids,
+                    )
+                )
+                targets.append(
+                    Target(
+                        "portkey",
+                        f"http://127.0.0.1:{portkey_port}/v1/chat/completions",
+                        "sk-bench",
+                        {"model": "bench-model"},
+                        tree(portkey_pids),
+                        headers={
+                            "x-portkey-provider": "openai",
+                            "x-portkey-custom-host": upstream_url,
+                        },
+                    )
+                )
+            elif args.portkey == "on":
+                sys.exit(f"no Portkey gateway at {PORTKEY_SERVER} (or no node)")
             time.sleep(1.0)  # the key reaches the read models
 
             base: dict[str, object] = {"model": "bench", "messages": MESSAGES, "max_tokens": 8}
@@ -892,7 +951,7 @@ def main() -> None:
             for target in targets:  # e.g. a second worker process still importing
                 settle(target.gateway_pids, limit=60)
             names = [t.name for t in targets]
-            ours = tree(upstream_pids + pryv_pids + worker_pids + litellm_pids)
+            ours = tree(upstream_pids + pryv_pids + worker_pids + litellm_pids + portkey_pids)
             peer = next((t for t in targets if t.name == "litellm"), None)
             print(
                 f"# gateway overhead, {deployment}; driver: {driver}; {args.seconds:g} s per "
