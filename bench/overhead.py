@@ -988,6 +988,11 @@ def main() -> None:
                             )
                             print(f"{concurrency:>4} | {target.name:<13} | failed: {exc}")
                             continue
+                        if r.requests and r.errors >= r.requests:  # nothing to compare
+                            why = f"every answer failed ({r.error_kinds or 'see its log'})"
+                            report.points.append(Point(mode, concurrency, target.name, None, why))
+                            print(f"{concurrency:>4} | {target.name:<13} | failed: {why}")
+                            continue
                         results[target.name] = r
                         report.points.append(Point(mode, concurrency, target.name, r))
                         print(row(concurrency, target.name, r, results.get("direct")), flush=True)
