@@ -120,6 +120,7 @@ class Result:
     truncated: bool = False  # p99 near the run length: slower requests never completed
     cpu_by_role: dict[str, float] = field(default_factory=dict)  # ms/request per process kind
     ops_per_request: dict[str, float] = field(default_factory=dict)  # service operations
+    api_rss_mb: float | None = None  # the gateway's processes after the point
 
 
 @dataclass
@@ -202,6 +203,17 @@ def pids_named(names: tuple[str, ...]) -> list[int]:
             if Path(f"/proc/{pid}/comm").read_text().strip() in names:
                 out.append(pid)
     return out
+
+
+def rss_mb(pids: list[int]) -> float:
+    """Resident memory of the processes, MB (VmRSS)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, StopIteration, ValueError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            line = next(row for row in status.splitlines() if row.startswith("VmRSS:"))
+            total += int(line.split()[1])
+    return total / 1024
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -447,6 +459,7 @@ def measure(
     }
     counted_after = target.counters()
     ops = {name: (counted_after[name] - counted_before[name]) / n for name in counted_after}
+    api_rss = rss_mb(roles["api"]) if "api" in roles else None
     return Result(
         result.p50,
         result.p95,
@@ -461,6 +474,7 @@ def measure(
         result.truncated,
         by_role,
         ops,
+        api_rss,
     )
 
 
@@ -497,6 +511,8 @@ def service_counters(stream_name: str) -> dict[str, float]:
 def breakdown(r: Result) -> str:
     """The indented line under a Pryv row: CPU per process kind, operations per request."""
     cpu = " ".join(f"{name} {ms:.2f}" for name, ms in r.cpu_by_role.items())
+    if r.api_rss_mb is not None:
+        cpu += f" | api RSS {r.api_rss_mb:.0f} MB"
     ops = ", ".join(f"{v:.1f} {name}" for name, v in r.ops_per_request.items())
     return f"     |   cpu ms/req: {cpu}\n     |   per request: {ops}"
 
@@ -701,6 +717,11 @@ def main() -> None:
         choices=["auto", "on", "off"],
         default="auto",
         help="measure Portkey's OSS gateway: auto = when installed (bench/peers/README.md)",
+    )
+    parser.add_argument(
+        "--prompt",
+        default=MESSAGES[0]["content"],
+        help="the user message (e.g. one with PII, so redaction has work to do)",
     )
     parser.add_argument("--json-out", type=Path, help="also write every figure here as JSON")
     parser.add_argument(
@@ -940,7 +961,8 @@ def main() -> None:
                 sys.exit(f"no Portkey gateway at {PORTKEY_SERVER} (or no node)")
             time.sleep(1.0)  # the key reaches the read models
 
-            base: dict[str, object] = {"model": "bench", "messages": MESSAGES, "max_tokens": 8}
+            messages = [{"role": "user", "content": args.prompt}]
+            base: dict[str, object] = {"model": "bench", "messages": messages, "max_tokens": 8}
             for target in list(targets):
                 problem = first_contact(target, base)
                 if problem:
@@ -966,7 +988,7 @@ def main() -> None:
                 print(FAIRNESS)
             for mode in modes:
                 body = {**base, "stream": mode == "sse"}
-                print(f"\n# {mode.upper()}: {MESSAGES[0]['content']!r}, max_tokens 8")
+                print(f"\n# {mode.upper()}: {args.prompt!r}, max_tokens 8")
                 print(HEADER)
                 print(SUBHEADER)
                 for concurrency in args.concurrency:
