@@ -103,10 +103,11 @@ def create_app(
         platform.settings if platform is not None else settings or read_environment().to_settings()
     )
     app.state.mcp = mcp_door = create_mcp_door(known)
+    # The chat route first: routes are matched in order, and it carries nearly all traffic.
+    app.include_router(gateway.router)
     app.include_router(consent.router)
     app.include_router(metadata.router)
     app.include_router(revocation.router)
-    app.include_router(gateway.router)
     app.include_router(pii_preview.router)
     app.include_router(management.router)
     app.include_router(billing.router)

@@ -332,6 +332,18 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+class _ConnectionPool(redis.BlockingConnectionPool):
+    """redis-py's pool, minus the deprecation check it wraps around `get_connection`: that
+    wrapper inspects the call's arguments on every command (4% of the API process's CPU under
+    py-spy, bench/overhead.py), and Pryv never passes the deprecated ones."""
+
+    get_connection = getattr(
+        redis.BlockingConnectionPool.get_connection,
+        "__wrapped__",
+        redis.BlockingConnectionPool.get_connection,
+    )
+
+
 class RedisReadStore:
     """ReadStore over Redis; see the module docstring for the key layout and atomicity."""
 
@@ -364,7 +376,7 @@ class RedisReadStore:
         Every call is bounded from inside by socket timeouts, so no caller needs to cancel a
         Redis wait from outside (`asyncio.wait_for`): a cancel that lands while redis-py reads
         a reply can be swallowed and leave the waiter hanging (redis/redis-py#2028)."""
-        pool = redis.BlockingConnectionPool.from_url(
+        pool = _ConnectionPool.from_url(
             url,
             decode_responses=True,
             max_connections=max_connections,
