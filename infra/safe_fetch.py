@@ -212,12 +212,7 @@ async def post_json(
     try:
         async with asyncio.timeout(timeout):
             addresses = await _vetted_addresses(current, resolver or _system_resolver, allowed)
-            async with httpx.AsyncHTTPTransport(
-                verify=verify if verify is not None else _system_trust(),
-                trust_env=False,
-                proxy=None,
-                retries=0,
-            ) as transport:
+            async with _guarded_transport(verify) as transport:
                 response = await _send(
                     transport,
                     current,
@@ -248,15 +243,8 @@ async def _fetch(
     current = _validate_url(url)
     for _hop in range(max_redirects + 1):
         addresses = await _vetted_addresses(current, resolve, allowed)
-        # The transport, not an httpx.Client: no cookie jar, no redirect handling, no environment
-        # proxies (proxy=None, trust_env=False: nothing may take over the connection). A fresh
-        # one per hop, so no pooled (TLS) connection is reused for another host.
-        async with httpx.AsyncHTTPTransport(
-            verify=verify if verify is not None else _system_trust(),
-            trust_env=False,
-            proxy=None,
-            retries=0,
-        ) as transport:
+        # A fresh transport per hop, so no pooled (TLS) connection is reused for another host.
+        async with _guarded_transport(verify) as transport:
             response = await _send(transport, current, addresses, timeout)
             try:
                 if response.status_code in _REDIRECT_STATUSES:
@@ -270,6 +258,17 @@ async def _fetch(
                 await response.aclose()
         return FetchedBody(url, str(current), content_type, charset, body)
     raise FetchRejected("too many redirects")
+
+
+def _guarded_transport(verify: ssl.SSLContext | None) -> httpx.AsyncHTTPTransport:
+    """The transport, not an httpx.Client: no cookie jar, no redirect handling, no environment
+    proxies (proxy=None, trust_env=False: nothing may take over the connection)."""
+    return httpx.AsyncHTTPTransport(
+        verify=verify if verify is not None else _system_trust(),
+        trust_env=False,
+        proxy=None,
+        retries=0,
+    )
 
 
 def _redirect_target(current: httpx.URL, response: httpx.Response) -> httpx.URL:

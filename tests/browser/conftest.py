@@ -4,6 +4,7 @@ is a failure."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -67,18 +68,32 @@ def wallet() -> BrowserWallet:
 
 @pytest.fixture
 async def page(browser: Any, site: Site, wallet: BrowserWallet) -> AsyncIterator[Any]:
-    context = await browser.new_context(
-        viewport={"width": 1280, "height": 900},
-        permissions=["clipboard-read", "clipboard-write"],
-    )
+    async with dashboard_page(browser, site.dashboard_url, wallet) as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def dashboard_page(
+    browser: Any, dashboard_url: str, wallet: BrowserWallet, **context_options: Any
+) -> AsyncIterator[Any]:
+    """A fresh browser context on the dashboard with `wallet` installed; fails the test on
+    any JavaScript error the page raised."""
+    options = {
+        "viewport": {"width": 1280, "height": 900},
+        "permissions": ["clipboard-read", "clipboard-write"],
+        **context_options,
+    }
+    context = await browser.new_context(**options)
     opened = await context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
     await wallet.install(opened)
-    await opened.goto(site.dashboard_url)
+    await opened.goto(dashboard_url)
     await opened.wait_for_selector("body[data-ready=true]")
-    yield opened
-    await context.close()
+    try:
+        yield opened
+    finally:
+        await context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import dashboard_page
 from tests.browser.harness import BrowserWallet, Site
 from tests.browser.test_dashboard import create_key, sign_in
 from tests.conftest import REQUIRE_SERVICES
@@ -45,21 +46,20 @@ async def test_no_serious_accessibility_findings_on_any_page(
     browser: Any, site: Site, wallet: BrowserWallet, width: int
 ) -> None:
     source = axe_source()
-    context = await browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
-    page = await context.new_page()
-    await wallet.install(page)
-    await page.goto(site.dashboard_url)
-    await page.wait_for_selector("main[data-rendered=signin]")
     problems: dict[str, list[dict[str, Any]]] = {}
-    if found := await findings(page, source):
-        problems["signin"] = found
-    await sign_in(page)
-    await site.grant(wallet.account.address, "3", env="test", ref=f"axe-{width}")
-    await create_key(page, "Scanned key")
-    for name in PAGES:
-        await page.evaluate(f"window.location.hash = '#/{name}'")
-        await page.wait_for_selector(f"main[data-rendered={name}]")
+    viewport = {"width": width, "height": 900}
+    async with dashboard_page(
+        browser, site.dashboard_url, wallet, viewport=viewport, bypass_csp=True
+    ) as page:
+        await page.wait_for_selector("main[data-rendered=signin]")
         if found := await findings(page, source):
-            problems[name] = found
-    await context.close()
+            problems["signin"] = found
+        await sign_in(page)
+        await site.grant(wallet.account.address, "3", env="test", ref=f"axe-{width}")
+        await create_key(page, "Scanned key")
+        for name in PAGES:
+            await page.evaluate(f"window.location.hash = '#/{name}'")
+            await page.wait_for_selector(f"main[data-rendered={name}]")
+            if found := await findings(page, source):
+                problems[name] = found
     assert not problems, problems

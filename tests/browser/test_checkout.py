@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from infra.settings import Settings
-from tests.browser.conftest import require_chromium, screenshot_path
+from tests.browser.conftest import dashboard_page, require_chromium, screenshot_path
 from tests.browser.harness import BrowserWallet, Site, running_site
 from tests.browser.test_dashboard import goto, sign_in
 from tests.fakes.stripe_api import FakeStripe, running_fake_stripe, webhook_request
@@ -82,52 +82,38 @@ async def test_checkout_round_trip_lands_on_the_dashboard_on_its_ports(
         "PRYV_STRIPE_API_BASE": stripe_api.url,
     }
     with served_pryv(tmp_path / "pryv", env) as served:
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        page = await context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await wallet.install(page)
-        await page.goto(served.dashboard_url)
-        await page.wait_for_selector("body[data-ready=true]")
-        await sign_in(page)
-        await goto(page, "credits", "#balances")
-        await page.click("button[data-pack='pack_50']")
-        await page.wait_for_url(f"{stripe_api.url}/pay/**")
-        session_id = page.url.rsplit("/", 1)[1]
+        async with dashboard_page(browser, served.dashboard_url, wallet) as page:
+            await sign_in(page)
+            await goto(page, "credits", "#balances")
+            await page.click("button[data-pack='pack_50']")
+            await page.wait_for_url(f"{stripe_api.url}/pay/**")
+            session_id = page.url.rsplit("/", 1)[1]
 
-        await page.click("#pay")
-        await page.wait_for_url(f"{served.dashboard_url}/#/credits?checkout=success*")
-        assert f"session={session_id}" in page.url
-        await page.wait_for_selector("#checkout-status[data-state=paid]")
-        assert "$50.00" in await page.inner_text("#checkout-status")
+            await page.click("#pay")
+            await page.wait_for_url(f"{served.dashboard_url}/#/credits?checkout=success*")
+            assert f"session={session_id}" in page.url
+            await page.wait_for_selector("#checkout-status[data-state=paid]")
+            assert "$50.00" in await page.inner_text("#checkout-status")
 
-        body, headers = webhook_request(stripe_api.paid_events[session_id], SECRET)
-        async with httpx.AsyncClient(base_url=served.api_url, timeout=30) as api:
-            delivered = await api.post("/api/v1/billing/webhook", content=body, headers=headers)
-        assert delivered.json()["result"] == "recorded", delivered.text
-        await page.wait_for_selector("#checkout-status[data-state=credited]", timeout=90_000)
-        await page.wait_for_selector("[data-testid=available-live]:has-text('$52.00')")
+            body, headers = webhook_request(stripe_api.paid_events[session_id], SECRET)
+            async with httpx.AsyncClient(base_url=served.api_url, timeout=30) as api:
+                delivered = await api.post("/api/v1/billing/webhook", content=body, headers=headers)
+            assert delivered.json()["result"] == "recorded", delivered.text
+            await page.wait_for_selector("#checkout-status[data-state=credited]", timeout=90_000)
+            await page.wait_for_selector("[data-testid=available-live]:has-text('$52.00')")
 
-        # Another wallet's session learns nothing about this checkout.
-        stranger = BrowserWallet(SigningWallet.create())
-        other = await context.browser.new_context() if context.browser else None
-        assert other is not None
-        other_page = await other.new_page()
-        await stranger.install(other_page)
-        await other_page.goto(served.dashboard_url)
-        await other_page.wait_for_selector("body[data-ready=true]")
-        await sign_in(other_page)
-        seen = await other_page.evaluate(
-            f"fetch('/app/api/checkout/{session_id}').then((r) => r.json())"
-        )
-        assert seen["state"] == "unknown" and seen["usdAmount"] is None
-        await other.close()
+            # Another wallet's session learns nothing about this checkout.
+            stranger = BrowserWallet(SigningWallet.create())
+            async with dashboard_page(browser, served.dashboard_url, stranger) as other:
+                await sign_in(other)
+                seen = await other.evaluate(
+                    f"fetch('/app/api/checkout/{session_id}').then((r) => r.json())"
+                )
+            assert seen["state"] == "unknown" and seen["usdAmount"] is None
 
-        # Cancel on Stripe's page: back on the same Credits page, told nothing was charged.
-        await page.click("button[data-pack='pack_50']")
-        await page.wait_for_url(f"{stripe_api.url}/pay/**")
-        await page.click("#cancel")
-        await page.wait_for_selector("#checkout-status[data-state=canceled]")
-        assert page.url.startswith(f"{served.dashboard_url}/#/credits?checkout=cancel")
-        await context.close()
-        assert not errors, errors
+            # Cancel on Stripe's page: back on the same Credits page, told nothing was charged.
+            await page.click("button[data-pack='pack_50']")
+            await page.wait_for_url(f"{stripe_api.url}/pay/**")
+            await page.click("#cancel")
+            await page.wait_for_selector("#checkout-status[data-state=canceled]")
+            assert page.url.startswith(f"{served.dashboard_url}/#/credits?checkout=cancel")

@@ -15,13 +15,11 @@ import pytest
 
 from api.app import create_app
 from bootstrap.platform import Platform, open_platform
-from commands.positions import wait_until_applied
 from domain import alert_webhooks, ids
 from infra.safe_fetch import FetchRejected, post_json
 from infra.settings import Settings
-from projections.catalog import PROJECTIONS
 from tests.browser.harness import serving_asgi
-from tests.evidence import OPERATOR
+from tests.integration.test_management_api import fund
 from tests.wallets import SigningWallet
 from workers.embedded import running_workers
 
@@ -64,19 +62,7 @@ async def alerting(platform_settings: Settings) -> AsyncIterator[Platform]:
 
 
 async def grant_live(platform: Platform, wallet: SigningWallet, ref: str, micros: int) -> None:
-    granted = await asyncio.to_thread(
-        platform.app.grant_credits,
-        authorization=OPERATOR,
-        wallet=wallet.address.lower(),
-        env="live",
-        amount_micros=micros,
-        reason="t",
-        granted_by="t",
-        grant_ref=ref,
-    )
-    assert granted.position is not None
-    for name in PROJECTIONS:
-        assert await wait_until_applied(platform.read_store, name, granted.position, 30)
+    await fund(platform, wallet, ref, micros, env="live")
 
 
 async def until(condition: Any, what: str, deadline: float = 60.0) -> None:

@@ -40,14 +40,19 @@ async def create_key(
 
 
 async def fund(
-    platform: Platform, wallet: SigningWallet, ref: str, usd_micros: int = 5_000_000
+    platform: Platform,
+    wallet: SigningWallet,
+    ref: str,
+    usd_micros: int = 5_000_000,
+    *,
+    env: str = "test",
 ) -> int:
-    """Grant `wallet` test credit and wait until every projection has it; the grant's position."""
+    """Grant `wallet` credit and wait until every projection has it; the grant's position."""
     granted = await asyncio.to_thread(
         platform.app.grant_credits,
         authorization=OPERATOR,
         wallet=wallet.address.lower(),
-        env="test",
+        env=env,
         amount_micros=usd_micros,
         reason="t",
         granted_by="t",
