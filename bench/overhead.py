@@ -702,22 +702,17 @@ def main() -> None:
         help="Pryv with PII redaction on (default path) and/or off (skip_pii_redaction)",
     )
     parser.add_argument("--processes", type=int, default=1, help="API processes (production)")
-    parser.add_argument(
-        "--litellm",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="measure the LiteLLM peer: auto = when its venv exists (bench/peers/README.md)",
-    )
+    for peer, what in (("litellm", "the LiteLLM proxy"), ("portkey", "Portkey's OSS gateway")):
+        parser.add_argument(
+            f"--{peer}",
+            choices=["auto", "on", "off"],
+            default="auto",
+            help=f"measure {what}: auto = when installed (bench/peers/README.md)",
+        )
     parser.add_argument(
         "--litellm-workers", type=int, help="LiteLLM worker processes (default: --processes)"
     )
     parser.add_argument("--litellm-config", type=Path, default=LITELLM_CONFIG)
-    parser.add_argument(
-        "--portkey",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="measure Portkey's OSS gateway: auto = when installed (bench/peers/README.md)",
-    )
     parser.add_argument(
         "--prompt",
         default=MESSAGES[0]["content"],
