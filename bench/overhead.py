@@ -478,6 +478,33 @@ def measure(
     )
 
 
+def soak(target: Target, body: dict[str, object], *, minutes: float, rate: float) -> None:
+    """A steady, open-loop load (one request every 1/rate s) for `minutes`; each minute, the
+    API processes' RSS, so growth shows (a leak is a line that keeps rising)."""
+    headers = {"Authorization": f"Bearer {target.token}", **target.headers}
+    payload = {**body, **target.body, "stream": False}
+    started = time.monotonic()
+    sent = failed = 0
+    next_report = started
+    print(f"# soak: {target.name} at {rate:g} req/s for {minutes:g} min")
+    print("minute | requests | failed | api RSS MB")
+    with httpx.Client(timeout=30) as client:
+        while (now := time.monotonic()) - started < minutes * 60:
+            if now >= next_report:
+                rss = rss_mb(target.roles().get("api") or target.gateway_pids())
+                print(f"{(now - started) / 60:6.1f} | {sent:8d} | {failed:6d} | {rss:8.0f}")
+                next_report += 60
+            try:
+                answer = client.post(target.url, json=payload, headers=headers)
+                failed += answer.status_code != 200
+            except httpx.HTTPError:
+                failed += 1
+            sent += 1
+            time.sleep(max(0.0, started + sent / rate - time.monotonic()))
+    rss = rss_mb(target.roles().get("api") or target.gateway_pids())
+    print(f"{minutes:6.1f} | {sent:8d} | {failed:6d} | {rss:8.0f}")
+
+
 def service_counters(stream_name: str) -> dict[str, float]:
     """Operations the services did so far: Redis commands (INFO commandstats, minus the INFO
     calls themselves), PostgreSQL commits and rows inserted in the database, messages in the
@@ -718,6 +745,14 @@ def main() -> None:
         default=MESSAGES[0]["content"],
         help="the user message (e.g. one with PII, so redaction has work to do)",
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="MINUTES",
+        help="instead of the points: the first Pryv target at --soak-rate for this long, "
+        "printing the API processes' RSS every minute",
+    )
+    parser.add_argument("--soak-rate", type=float, default=20.0, help="requests per second")
     parser.add_argument("--json-out", type=Path, help="also write every figure here as JSON")
     parser.add_argument(
         "--keep-logs", type=Path, help="copy the gateways' and workers' logs to this directory"
@@ -967,6 +1002,10 @@ def main() -> None:
                     targets.remove(target)
             for target in targets:  # e.g. a second worker process still importing
                 settle(target.gateway_pids, limit=60)
+            if args.soak:
+                pryv = next(t for t in targets if t.name.startswith("pryv"))
+                soak(pryv, base, minutes=args.soak, rate=args.soak_rate)
+                return
             names = [t.name for t in targets]
             ours = tree(upstream_pids + pryv_pids + worker_pids + litellm_pids + portkey_pids)
             peer = next((t for t in targets if t.name == "litellm"), None)
