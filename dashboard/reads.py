@@ -12,17 +12,15 @@ from dashboard.context import context, current_session, now
 from domain import ids
 from domain.money import micros_to_usd
 from gateway.accounts import (
+    account_settings,
     activity_page_document,
-    alert_webhook_secret,
     balance_document,
     keys_page,
     ledger_page,
-    settings_object,
 )
 from gateway.billing import checkout_status
 from gateway.models import model_object
 from gateway.usage_report import UsageQuery, usage_report
-from projections import settings as settings_projection
 from projections import usage
 from projections.store import ReadStore
 
@@ -122,17 +120,15 @@ async def get_usage_report(
 @router.get("/checkout/{session_id}")
 async def get_checkout(request: Request, session_id: str) -> dict[str, Any]:
     """Where a checkout of the signed-in wallet stands (another wallet's is `unknown`)."""
+    session_id = session_id[:256]
     platform = context(request).platform
-    status = await checkout_status(platform, session_id[:256], wallet=await _wallet(request))
-    return status.document(session_id[:256])
+    status = await checkout_status(platform, session_id, wallet=await _wallet(request))
+    return status.document(session_id)
 
 
 @router.get("/settings")
 async def get_settings(request: Request) -> dict[str, Any]:
-    account = await _account(request)
-    stored = await settings_projection.read_settings(_store(request), account)
-    secret = alert_webhook_secret(context(request).platform, account)
-    return settings_object(stored, webhook_secret=secret)
+    return await account_settings(context(request).platform, await _wallet(request))
 
 
 @router.get("/models")

@@ -120,7 +120,7 @@ class Consent(BaseModel):
 class Alerts(BaseModel):
     """When credit runs low: below `lowBalanceUsd` of live credit available (null: never) the
     dashboard shows a banner and, with `webhookUrl`, a signed `balance.low` event is POSTed
-    there once per fall below (docs/settings.md)."""
+    there once per fall below (docs/management-api.md)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     low_balance_usd: Decimal | None = Field(
@@ -405,14 +405,11 @@ async def revoke_key(
 
 
 async def account_settings(platform: Platform, wallet: str) -> dict[str, Any]:
-    """The account's privacy defaults and consent."""
+    """The account's privacy defaults, consent and alerts (with the webhook's secret)."""
     account = str(ids.account_id(wallet))
     stored = await settings_projection.read_settings(platform.read_store, account)
-    return settings_object(stored, webhook_secret=alert_webhook_secret(platform, account))
-
-
-def alert_webhook_secret(platform: Platform, account_id: str) -> str:
-    return alert_webhooks.signing_secret(platform.settings.key_pepper, account_id)
+    secret = alert_webhooks.signing_secret(platform.settings.key_pepper, account)
+    return settings_object(stored, webhook_secret=secret)
 
 
 async def change_account_settings(

@@ -1,5 +1,5 @@
 """Low-balance webhooks: POST a signed `balance.low` event to the account's URL each time its
-live credit available falls below its threshold (docs/settings.md).
+live credit available falls below its threshold (docs/management-api.md).
 
 A poll over the accounts that configured one, not a reaction to each debit: debits are the hot
 path, and a crossing noticed a few seconds late is still news. Per account the state is `ok`
@@ -16,9 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
 from domain import alert_webhooks
 from domain.money import micros_to_usd, usd_to_micros
@@ -32,9 +30,6 @@ from projections.store import ReadStore
 log = logging.getLogger("pryv.alerts")
 MAX_ATTEMPTS = 8
 MAX_BACKOFF_SECONDS = 3600
-
-# async (url, body, headers) -> the answer's HTTP status; raises FetchRejected.
-Deliver = Callable[[str, bytes, dict[str, str]], Awaitable[int]]
 
 
 def state_key(account_id: str) -> str:
@@ -58,23 +53,11 @@ class AlertState:
 
 
 class LowBalanceNotifier:
-    def __init__(
-        self,
-        store: ReadStore,
-        settings: Settings,
-        *,
-        interval: float | None = None,
-        deliver: Deliver | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, store: ReadStore, settings: Settings) -> None:
         self._store = store
         self._pepper = settings.key_pepper
         self._allow = settings.alert_webhook_allow_addresses
-        self._interval = settings.alert_check_seconds if interval is None else interval
-        self._deliver = deliver or self._post
-        self._clock = clock
-        self.delivered = 0
-        self.failed_attempts = 0
+        self._interval = settings.alert_check_seconds
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         return await post_json(url, body, headers=headers, allow_addresses=self._allow)
@@ -91,14 +74,14 @@ class LowBalanceNotifier:
         url, threshold = (alerts or {}).get("webhookUrl"), (alerts or {}).get("lowBalanceUsd")
         if not url or threshold is None:
             return 0
-        threshold_micros = usd_to_micros(Decimal(str(threshold)))
+        threshold_micros = usd_to_micros(str(threshold))
         available = (await balance.read_balance(self._store, account, "live")).available_micros
         state = AlertState.decode(await self._store.get_value(state_key(account)))
         if available >= threshold_micros:
             if state.state != "ok":
                 await self._save(account, AlertState())  # re-armed for the next fall
             return 0
-        now = self._clock()
+        now = time.time()
         if state.state in ("sent", "failed") or now < state.next_attempt:
             return 0
         event_id = state.event_id or f"evt_{uuid.uuid4().hex}"
@@ -117,15 +100,13 @@ class LowBalanceNotifier:
             "User-Agent": "Pryv-Webhooks/1.0",
         }
         try:
-            status = await self._deliver(str(url), body, headers)
+            status = await self._post(str(url), body, headers)
             problem = None if 200 <= status < 300 else f"HTTP {status}"
         except FetchRejected as exc:
             problem = str(exc)
         if problem is None:
-            self.delivered += 1
             await self._save(account, AlertState("sent", event_id, state.attempts + 1))
             return 1
-        self.failed_attempts += 1
         attempts = state.attempts + 1
         if attempts >= MAX_ATTEMPTS:
             log.error("low-balance webhook of %s given up after %s: %s", account, attempts, problem)

@@ -61,10 +61,6 @@ async def alerting(platform_settings: Settings) -> AsyncIterator[Platform]:
         await opened.close()
 
 
-async def grant_live(platform: Platform, wallet: SigningWallet, ref: str, micros: int) -> None:
-    await fund(platform, wallet, ref, micros, env="live")
-
-
 async def until(condition: Any, what: str, deadline: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline
@@ -84,7 +80,7 @@ async def test_a_fall_below_the_threshold_is_posted_once_signed_and_re_armed(
         serving_asgi(receiver) as hook,  # type: ignore[arg-type]
         httpx.AsyncClient(transport=transport, base_url="http://pryv.test") as api,
     ):
-        await grant_live(alerting, wallet, "first", 10_000_000)
+        await fund(alerting, wallet, "first", 10_000_000, env="live")
 
         async def save(threshold: str) -> dict[str, Any]:
             alerts = {"lowBalanceUsd": threshold, "webhookUrl": f"{hook}/hook"}
@@ -113,7 +109,7 @@ async def test_a_fall_below_the_threshold_is_posted_once_signed_and_re_armed(
         await asyncio.sleep(1.0)  # many passes later: still only the one delivered event
         assert len(receiver.received) == 2
 
-        await grant_live(alerting, wallet, "second", 15_000_000)  # $25: above again, re-armed
+        await fund(alerting, wallet, "second", 15_000_000, env="live")  # $25: above again, re-armed
         await asyncio.sleep(0.5)
         await save("30")  # below again: a new event
         await until(lambda: len(receiver.received) >= 3, "the second fall's event")
