@@ -7,7 +7,6 @@ rules live there, shared with the other doors.
 from __future__ import annotations
 
 import contextlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,6 +24,7 @@ from domain.errors import PryvError
 from gateway.chat import ChatStream, request_id_of
 from gateway.chat_request import ChatCompletionRequest
 from gateway.models import find_model, model_object, visible_models
+from infra.json_codec import json_bytes
 from infra.log_format import REQUEST_ID
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -79,19 +79,27 @@ async def chat_completions(request: Request) -> Response:
     result = await chat_service_of(request).complete(identity, body, request_id)
     if isinstance(result, ChatStream):
         return _sse(result)
-    return JSONResponse(result.body, headers=result.metadata)
+    return CompletionResponse(result.body, headers=result.metadata)
 
 
-def _sse_event(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
+class CompletionResponse(JSONResponse):
+    """A completion rendered by orjson (infra/json_codec.py). An upstream's NaN, which
+    starlette's renderer refuses (a 500), becomes null."""
+
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)
+
+
+def _sse_event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json_bytes(payload) + b"\n\n"
 
 
 def _sse(stream: ChatStream) -> Response:
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncIterator[bytes]:
         try:
             async for chunk in stream:
                 yield _sse_event(chunk)
-            yield "data: [DONE]\n\n"
+            yield b"data: [DONE]\n\n"
         except PryvError as exc:  # the upstream failed mid-stream (already settled)
             yield _sse_event({"error": error_object(exc)})
         finally:
@@ -113,7 +121,11 @@ class SettlingStreamingResponse(StreamingResponse):
     `settle_abandoned` bills the prompt."""
 
     def __init__(
-        self, content: AsyncIterator[str], *, settle_abandoned: Callable[[], None], **kwargs: Any
+        self,
+        content: AsyncIterator[str | bytes],
+        *,
+        settle_abandoned: Callable[[], None],
+        **kwargs: Any,
     ) -> None:
         super().__init__(content, **kwargs)
         self._content = content

@@ -6,9 +6,10 @@ importing our classes. `position` is the event store's notification id: gapped, 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class EventEnvelope:
     data: dict[str, Any]
 
     def to_json(self) -> bytes:
-        return json.dumps(
+        # orjson: the relay encodes and the projector decodes every event (~10x json's speed).
+        return orjson.dumps(
             {
                 "position": self.position,
                 "topic": self.topic,
@@ -30,13 +32,12 @@ class EventEnvelope:
                 "timestamp": self.timestamp,
                 "data": self.data,
             },
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+            option=orjson.OPT_SORT_KEYS,
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> EventEnvelope:
-        doc = json.loads(raw)
+        doc = orjson.loads(raw)
         return cls(
             position=int(doc["position"]),
             topic=str(doc["topic"]),

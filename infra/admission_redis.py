@@ -8,10 +8,10 @@ the projector write byte-identical hold records.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from commands.admission import Admission, AdmissionRequest, RateState, Verdict
+from infra.json_codec import json_bytes, parse_json
 from infra.read_store_redis import LUA_APPLY_OPS, RedisReadStore, encode_op
 from projections.ops import CloseHold
 
@@ -227,9 +227,9 @@ class RedisAdmission:
             "secret_hash": request.secret_hash,
         }
         raw = await self._admit(
-            args=[self._rm, self._rl, json.dumps(payload), self._store.fence_key, self._revoked]
+            args=[self._rm, self._rl, json_bytes(payload), self._store.fence_key, self._revoked]
         )
-        doc = json.loads(raw)
+        doc = parse_json(raw)
         return Admission(
             verdict=Verdict(doc["v"]),
             rpm=_rate(doc.get("rpm")),

@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Any
 
+import orjson
+
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
@@ -34,7 +36,10 @@ class JsonLogFormatter(logging.Formatter):
             doc.update(extra)
         if record.exc_info:
             doc["error"] = self.formatException(record.exc_info)
-        return json.dumps(doc, separators=(",", ":"), default=str)
+        try:  # orjson: the access line is written for every request
+            return orjson.dumps(doc, default=str).decode()
+        except TypeError:  # a non-string key or a huge integer in `extra`: json copes
+            return json.dumps(doc, separators=(",", ":"), default=str)
 
 
 def configure_logging(log_format: str = "json") -> None:

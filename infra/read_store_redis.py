@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from infra.json_codec import json_bytes
 from projections.keyspace import SEGMENT_OWNERS, UNOWNED, logical, owner_of
 from projections.ops import (
     CloseHold,
@@ -317,9 +318,9 @@ def encode_ops(ops: Sequence[Op]) -> list[list[Any]]:
     return [encode_op(op) for op in ops]
 
 
-def _to_json(value: Any) -> str:
+def _to_json(value: Any) -> bytes:
     # raw UTF-8 instead of \u escapes: cjson passes it through untouched
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json_bytes(value)
 
 
 def _text(value: str | bytes) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import json
 import logging
 import re
 import time
@@ -25,6 +24,7 @@ from domain.catalog import BUILTIN_PREFIX, Catalog, ModelSpec, UpstreamSpec
 from domain.errors import ErrorKind, PryvError
 from domain.pricing import Usage
 from domain.tokens import estimate_prompt_tokens
+from infra.json_codec import json_bytes, parse_json
 from infra.settings import environment_secret
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ class OpenAICompatibleUpstream:
 
     async def _post(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """Send the request; one the server cannot have received is tried again, nothing else."""
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        data = json_bytes(body)
         session = self._client()
         for delay in _CONNECT_RETRY_DELAYS:
             try:
@@ -244,7 +244,7 @@ class OpenAICompatibleUpstream:
         except _CLIENT_FAILURES as exc:
             raise _transport_error(exc) from None
         try:
-            payload = json.loads(content)
+            payload = parse_json(content)
         except ValueError:
             raise UpstreamError(status, "upstream sent invalid JSON", retryable=False) from None
         if not isinstance(payload, dict):
@@ -314,7 +314,7 @@ async def _lines(response: aiohttp.ClientResponse) -> AsyncGenerator[str, None]:
 
 def _status_error(status: int, content: bytes) -> UpstreamError:
     try:
-        payload: Any = json.loads(content)
+        payload: Any = parse_json(content)
     except ValueError:
         payload = None
     return UpstreamError(
@@ -327,7 +327,7 @@ def _status_error(status: int, content: bytes) -> UpstreamError:
 
 def _non_stream_body(status: int, content: bytes) -> UpstreamError:
     try:
-        payload: Any = json.loads(content)
+        payload: Any = parse_json(content)
     except ValueError:
         payload = None
     if isinstance(payload, Mapping) and _is_error_payload(payload):
@@ -384,7 +384,7 @@ async def _drain(lines: AsyncIterator[str]) -> None:
 
 def _parse_chunk(data: str) -> dict[str, Any]:
     try:
-        chunk = json.loads(data)
+        chunk = parse_json(data)
     except ValueError:
         raise UpstreamError(
             None, "upstream sent a malformed stream event", retryable=False
