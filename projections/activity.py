@@ -11,7 +11,7 @@ from typing import Any
 from domain import topics
 from domain.envelope import EventEnvelope
 from projections import keys
-from projections.ops import Op, SortedAdd
+from projections.ops import Op, SortedAdd, json_line
 from projections.store import ReadStore
 
 NAME = "activity"
@@ -47,7 +47,7 @@ def _entry(account_id: str, event: EventEnvelope, action: str, **fields: Any) ->
         **_by(event.data),
         **fields,
     }
-    line = json.dumps(entry, separators=(",", ":"), sort_keys=True)
+    line = json_line(entry)
     return [SortedAdd(activity_key(account_id), event.position, line)]
 
 

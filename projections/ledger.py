@@ -10,7 +10,7 @@ from typing import Any
 
 from domain import topics
 from domain.envelope import EventEnvelope
-from projections.ops import Op, SortedAdd
+from projections.ops import Op, SortedAdd, json_line
 from projections.store import ReadStore
 
 NAME = "ledger"
@@ -29,7 +29,7 @@ def _entry(event: EventEnvelope, **fields: Any) -> str:
         "created_at": event.timestamp,
         **fields,
     }
-    return json.dumps(entry, separators=(",", ":"), sort_keys=True)
+    return json_line(entry)
 
 
 def project(event: EventEnvelope) -> list[Op]:

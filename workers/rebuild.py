@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from domain.envelope import EventEnvelope
 from domain.errors import ErrorKind, PryvError
-from projections.catalog import PROJECTIONS, writes_for
+from projections.catalog import PROJECTIONS, page_writes
 from projections.store import ReadStore
 
 ReadLog = Callable[[int, int], Sequence[EventEnvelope]]
@@ -124,31 +124,41 @@ async def _rebuild(
     goal = await asyncio.to_thread(max_position)
     after, events = 0, 0
     pending = set(names)
-    while pending:
-        page = await asyncio.to_thread(read_log, after, page_size)
-        if page:
-            # Only the projections not swapped in yet: one already swapped is served and the
-            # live projector owns it (a rebuild write there would reset its bus position to 0,
-            # which the projector reads as lost data).
-            waiting = tuple(name for name in names if name in pending)
-            writes = [w for event in page for w in writes_for(event, 0, waiting)]
-            into = {name: target[name] for name in waiting}
-            await store.apply(writes, into=into, fence=fence)
-            after, events = page[-1].position, events + len(page)
-            if on_progress:
-                on_progress(
-                    RebuildProgress(
-                        names, after, max(goal, after), events, time.monotonic() - started
-                    )
+    # The next page is read (in a thread) while this one is projected: waiting for the read
+    # was a fifth of a rebuild's time (bench/rebuild.py).
+    reading = asyncio.ensure_future(asyncio.to_thread(read_log, after, page_size))
+    try:
+        while pending:
+            page = await reading
+            if page:
+                reading = asyncio.ensure_future(
+                    asyncio.to_thread(read_log, page[-1].position, page_size)
                 )
-            continue
-        # Caught up with the log: swap each projection whose new generation is not behind
-        # the served one (the live projector may still be ahead; then replay more and retry).
-        for name in sorted(pending):
-            if await store.swap_generation(name, target[name], fence=fence):
-                pending.discard(name)
-        if pending:
-            await asyncio.sleep(0.05)
+                # Only the projections not swapped in yet: one already swapped is served and
+                # the live projector owns it (a rebuild write there would reset its bus
+                # position to 0, which the projector reads as lost data).
+                waiting = tuple(name for name in names if name in pending)
+                writes = page_writes(page, waiting)
+                into = {name: target[name] for name in waiting}
+                await store.apply(writes, into=into, fence=fence)
+                after, events = page[-1].position, events + len(page)
+                if on_progress:
+                    on_progress(
+                        RebuildProgress(
+                            names, after, max(goal, after), events, time.monotonic() - started
+                        )
+                    )
+                continue
+            # Caught up with the log: swap each projection whose new generation is not behind
+            # the served one (the live projector may still be ahead; then replay more, retry).
+            for name in sorted(pending):
+                if await store.swap_generation(name, target[name], fence=fence):
+                    pending.discard(name)
+            if pending:
+                await asyncio.sleep(0.05)
+                reading = asyncio.ensure_future(asyncio.to_thread(read_log, after, page_size))
+    finally:
+        reading.cancel()  # a failed or cancelled rebuild: the page being read is unused
     await asyncio.sleep(drop_after)  # readers cache the served generation for ~1 s
     for name in names:
         await store.drop_generation(name, old[name], fence=fence)

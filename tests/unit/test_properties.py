@@ -19,7 +19,7 @@ from domain.wallet_messages import WalletAuthError, parse_wallet_message
 from infra.bus import BusMessage
 from infra.bus_memory import MemoryBus
 from infra.read_store_memory import MemoryReadStore
-from projections.catalog import writes_for
+from projections.catalog import page_writes, writes_for
 from workers.projector import Projector
 
 settings.register_profile(
@@ -169,6 +169,24 @@ def test_redelivered_events_change_nothing(log: list[EventEnvelope], rnd: random
             batches.append([log[rnd.randint(0, index)]])
     _apply_all(chaotic, batches)
     assert _dump(chaotic) == _dump(once)
+
+
+@given(event_logs(), st.integers(1, 7))
+def test_a_rebuild_page_as_one_write_per_projection_equals_one_write_per_event(
+    log: list[EventEnvelope], page: int
+) -> None:
+    """What a rebuild applies (projections.catalog.page_writes) builds the same read model,
+    positions included, as each event applied on its own."""
+    per_event = MemoryReadStore()
+    _apply_all(per_event, [log])
+    per_page = MemoryReadStore()
+
+    async def run() -> None:
+        for start in range(0, len(log), page):
+            await per_page.apply(page_writes(log[start : start + page]))
+
+    asyncio.run(run())
+    assert _dump(per_page) == _dump(per_event)
 
 
 class ChaoticConsumer:
