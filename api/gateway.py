@@ -21,10 +21,10 @@ from api.body_limits import NOT_PARSED, parsed_json
 from api.context import chat_service_of, platform_of
 from api.errors import ApiError, error_object
 from domain.errors import PryvError
+from domain.json_codec import json_bytes
 from gateway.chat import ChatStream, request_id_of
 from gateway.chat_request import ChatCompletionRequest
 from gateway.models import find_model, model_object, visible_models
-from infra.json_codec import json_bytes
 from infra.log_format import REQUEST_ID
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -83,7 +83,7 @@ async def chat_completions(request: Request) -> Response:
 
 
 class CompletionResponse(JSONResponse):
-    """A completion rendered by orjson (infra/json_codec.py). An upstream's NaN, which
+    """A completion rendered by orjson (domain/json_codec.py). An upstream's NaN, which
     starlette's renderer refuses (a 500), becomes null."""
 
     def render(self, content: Any) -> bytes:

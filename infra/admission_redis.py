@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from commands.admission import Admission, AdmissionRequest, RateState, Verdict
-from infra.json_codec import json_bytes, parse_json
+from domain.json_codec import json_bytes, parse_json
 from infra.read_store_redis import LUA_APPLY_OPS, RedisReadStore, encode_op
 from projections.ops import CloseHold
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from infra.json_codec import json_bytes
+from domain.json_codec import json_bytes
 from projections.keyspace import SEGMENT_OWNERS, UNOWNED, logical, owner_of
 from projections.ops import (
     CloseHold,

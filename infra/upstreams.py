@@ -22,9 +22,9 @@ import aiohttp
 
 from domain.catalog import BUILTIN_PREFIX, Catalog, ModelSpec, UpstreamSpec
 from domain.errors import ErrorKind, PryvError
+from domain.json_codec import json_bytes, parse_json
 from domain.pricing import Usage
 from domain.tokens import estimate_prompt_tokens
-from infra.json_codec import json_bytes, parse_json
 from infra.settings import environment_secret
 
 logger = logging.getLogger(__name__)

@@ -8,21 +8,16 @@ doubles).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from domain.json_codec import json_bytes
 
 
 def json_line(entry: dict[str, Any]) -> str:
-    """A sorted-set member (a ledger or activity line): compact JSON, keys sorted. orjson: a
-    rebuild writes one line per event and json's encoder was a fifth of its time; an entry
-    orjson refuses (an integer past 64 bits) is written by json."""
-    try:
-        return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS).decode()
-    except TypeError:
-        return json.dumps(entry, separators=(",", ":"), sort_keys=True)
+    """A sorted-set member (a ledger or activity line): compact JSON, keys sorted. A rebuild
+    writes one line per event, and json's encoder was a fifth of its time."""
+    return json_bytes(entry, sort_keys=True).decode()
 
 
 @dataclass(frozen=True)

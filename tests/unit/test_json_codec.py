@@ -1,4 +1,4 @@
-"""The hot path's JSON (infra/json_codec.py) accepts and produces what `json` did, only faster."""
+"""The hot path's JSON (domain/json_codec.py) accepts and produces what `json` did, only faster."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from infra.json_codec import json_bytes, parse_json
+from domain.json_codec import json_bytes, parse_json
 
 
 def test_encodes_compact_utf8_like_json_with_those_options() -> None:
@@ -67,3 +67,12 @@ def test_a_lone_surrogate_from_an_upstream_goes_back_out_escaped() -> None:
     answer = parse_json(b'{"content": "ok \\udc80"}')
     assert answer == {"content": "ok \udc80"}
     assert CompletionResponse(answer).body == b'{"content":"ok \\udc80"}'
+
+
+def test_sorted_keys_match_json_on_both_paths() -> None:
+    # envelopes and ledger lines are written with sorted keys, by orjson or, past 64 bits, json
+    value = {"b": 1, "a": {"d": 2, "c": 3}}
+    assert json_bytes(value, sort_keys=True) == b'{"a":{"c":3,"d":2},"b":1}'
+    assert json_bytes({"b": 2**70, "a": 1}, sort_keys=True) == (
+        b'{"a":1,"b":1180591620717411303424}'
+    )
